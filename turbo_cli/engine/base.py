@@ -1,0 +1,111 @@
+"""The SD-Turbo base model: tokenizer, CLIP text encoder, UNet, VAE, scheduler — from a hub id or a local folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from turbo_cli.errors import ModelError, OfflineError
+
+DEFAULT_BASE = "stabilityai/sd-turbo"
+BASE_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+TIMESTEP = 999  # SD-Turbo's single step with trailing spacing
+
+
+@dataclass
+class BaseModel:
+    """The pretrained parts turbo builds on. `source` is the hub id or folder they came from."""
+
+    source: str
+    tokenizer: object
+    text_encoder: nn.Module
+    unet: nn.Module
+    vae: nn.Module
+    scheduler: object
+
+    @property
+    def alpha_bar(self) -> float:
+        """abar_999 as the scheduler stores it (float32), so the one-step x0 matches the original bit for bit."""
+        return float(self.scheduler.alphas_cumprod[TIMESTEP])
+
+
+def _is_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def resolve_base_dir(source: str | os.PathLike) -> Path:
+    """A local folder in the SD-Turbo layout for `source`: the folder itself, or the hub snapshot (cached/downloaded)."""
+    path = Path(source).expanduser()
+    if path.exists():
+        missing = [s for s in BASE_SUBFOLDERS if not (path / s).is_dir()]
+        if missing:
+            raise ModelError(f"{path}: not an SD-Turbo-layout folder (missing {', '.join(missing)}/)")
+        return path
+    text = str(source)
+    if text.startswith((".", "/", "~")) or text.count("/") != 1 or "\\" in text:  # hub ids are "owner/name"
+        raise ModelError(f"{source}: no such base-model folder")
+    from huggingface_hub import snapshot_download
+
+    patterns = [f"{s}/*" for s in BASE_SUBFOLDERS] + ["model_index.json"]
+    # Prefer single-file safetensors in full precision; skip the fp16 variants and .bin duplicates.
+    ignore = ["*.fp16.*", "*.bin", "*.ckpt", "*.onnx*", "*.msgpack"]
+    try:
+        return Path(snapshot_download(str(source), allow_patterns=patterns, ignore_patterns=ignore,
+                                      local_files_only=_is_offline()))
+    except Exception as e:  # hub errors come in many classes; the message is what matters
+        raise OfflineError(
+            f"base model '{source}' is not in the local cache and could not be downloaded "
+            f"({type(e).__name__}); pass --base-model DIR (a folder in the SD-Turbo layout)"
+        ) from None
+
+
+def load_base(source: str | os.PathLike = DEFAULT_BASE, *, with_text_encoder: bool = True) -> BaseModel:
+    """Load the five parts from `source` (hub id or folder) in fp32 on the CPU."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    root = resolve_base_dir(source)
+    try:
+        scheduler = DDPMScheduler.from_pretrained(root, subfolder="scheduler")
+        unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=torch.float32)
+        vae = AutoencoderKL.from_pretrained(root, subfolder="vae", torch_dtype=torch.float32)
+        tokenizer = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer")
+        text_encoder = (CLIPTextModel.from_pretrained(root, subfolder="text_encoder", torch_dtype=torch.float32)
+                        if with_text_encoder else None)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{root}: cannot load the base model: {str(e).splitlines()[0]}") from None
+    if scheduler.config.get("timestep_spacing") != "trailing":
+        # SD-Turbo needs trailing spacing, else one inference step is t=1 instead of 999.
+        scheduler = DDPMScheduler.from_config(scheduler.config, timestep_spacing="trailing")
+    for part in (unet, vae, text_encoder):
+        if part is not None:
+            part.requires_grad_(False).eval()
+    return BaseModel(str(source), tokenizer, text_encoder, unet, vae, scheduler)
+
+
+class PromptEncoder:
+    """CLIP text embeddings for prompts, computed once per prompt and cached (they are constant)."""
+
+    def __init__(self, tokenizer, text_encoder: nn.Module):
+        self.tokenizer = tokenizer
+        self.text_encoder = text_encoder
+        self._cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def __call__(self, prompts: str | list[str], device=None, dtype=None) -> torch.Tensor:
+        """(B, 77, D) embeddings; `text_encoder(tokens)[0]` (last hidden state), as the original."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        todo = [p for p in dict.fromkeys(prompts) if p not in self._cache]
+        if todo:
+            tokens = self.tokenizer(todo, max_length=self.tokenizer.model_max_length, padding="max_length",
+                                    truncation=True, return_tensors="pt").input_ids
+            param = next(self.text_encoder.parameters())
+            emb = self.text_encoder(tokens.to(param.device))[0]
+            for p, e in zip(todo, emb):
+                self._cache[p] = e
+        out = torch.stack([self._cache[p] for p in prompts])
+        return out.to(device=device or out.device, dtype=dtype or out.dtype)

@@ -1,0 +1,198 @@
+"""Checkpoints: the original img2img-turbo pickles (read-only, `weights_only=True`) and turbo's own format.
+
+turbo's format is one `.safetensors` file: the generator's tensors that differ from the base model (LoRA, UNet
+conv_in, skip convs, plus any base weight the checkpoint overrides) and, in the safetensors metadata under the key
+"turbo", a JSON `ModelInfo` (kind, base model, ranks, targets, captions, direction, image prep, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from turbo_cli.engine import lora
+from turbo_cli.engine.base import DEFAULT_BASE, BaseModel
+from turbo_cli.engine.generator import GeneratorSpec, TurboGenerator
+from turbo_cli.errors import ModelError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelInfo:
+    """What a checkpoint is and how it expects to be used; saved as JSON with every turbo checkpoint."""
+
+    kind: str  # "pix2pix" | "cyclegan"
+    spec: GeneratorSpec
+    base_model: str = DEFAULT_BASE
+    name: str = ""
+    captions: dict = field(default_factory=dict)  # CycleGAN: {"a2b": caption of B, "b2a": caption of A}
+    direction: str | None = None  # CycleGAN default direction
+    directions: list = field(default_factory=lambda: ["a2b"])  # directions whose VAE the checkpoint holds
+    prompt: str | None = None  # pix2pix default prompt (None: the user must give one)
+    image_prep: str = "no_resize"
+    input_range: str = "-1,1"  # CycleGAN "-1,1"; the released pix2pix models take "0,1"
+    preprocess: str = "none"  # "none" | "canny" | "sketch"
+    stochastic: bool = False
+    gamma: float = 1.0  # default r of a stochastic model
+    extra: dict = field(default_factory=dict)  # free-form provenance (training step, recipe name, ...)
+
+    def to_json(self) -> str:
+        return json.dumps({"format": "turbo", "format_version": FORMAT_VERSION, **asdict(self)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelInfo":
+        data = json.loads(text)
+        if data.pop("format", None) != "turbo":
+            raise ValueError("not a turbo checkpoint")
+        version = data.pop("format_version", 0)
+        if version > FORMAT_VERSION:
+            raise ValueError(f"format version {version} is newer than this turbo understands ({FORMAT_VERSION})")
+        data["spec"] = GeneratorSpec(**data["spec"])
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class LoadedModel:
+    generator: TurboGenerator
+    info: ModelInfo
+
+
+# ---- loading state into a generator -----------------------------------------------------------------------------
+def load_into(generator: TurboGenerator, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy `state` (generator state-dict keys) into the generator; every key must exist with the same shape.
+
+    Base (non-adapter) weights that differ from the base model are remembered as overrides, so turbo's own
+    format saves them too.
+    """
+    own = generator.state_dict()
+    missing = [k for k in state if k not in own]
+    if missing:
+        raise ModelError(f"{source}: checkpoint does not fit the base model: {len(missing)} unknown tensors, "
+                         f"e.g. {missing[0]}")
+    for key, value in state.items():
+        if own[key].shape != value.shape:
+            raise ModelError(f"{source}: checkpoint does not fit the base model: {key} has shape "
+                             f"{tuple(value.shape)}, the base model's is {tuple(own[key].shape)}")
+        if not is_adapter_key(key) and not torch.equal(own[key], value.to(own[key].dtype)):
+            generator.base_overrides.add(key)
+    generator.load_state_dict(state, strict=False)
+
+
+def is_adapter_key(key: str) -> bool:
+    """Tensors that every turbo checkpoint stores: LoRA, skip convs, the UNet's (twin) conv_in."""
+    return "lora_" in key or "skip_conv_" in key or key.startswith("unet.conv_in.")
+
+
+def checkpoint_state(generator: TurboGenerator) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()
+            if is_adapter_key(k) or k in generator.base_overrides}
+
+
+# ---- the original formats ---------------------------------------------------------------------------------------
+def read_original(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelError(f"{path}: not a readable img2img-turbo checkpoint ({str(e).splitlines()[0][:200]})") \
+            from None
+
+
+def original_kind(sd: dict) -> str:
+    if "state_dict_unet" in sd and "state_dict_vae" in sd:
+        return "pix2pix"
+    if "sd_encoder" in sd and "sd_vae_enc" in sd:
+        return "cyclegan"
+    raise ModelError(f"unrecognised checkpoint layout (keys: {', '.join(sorted(sd)[:8])})")
+
+
+def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None) -> LoadedModel:
+    """Build the generator an original pix2pix/CycleGAN pickle describes and load its tensors."""
+    sd = read_original(path)
+    try:
+        kind = original_kind(sd)
+    except ModelError as e:
+        raise ModelError(f"{path}: {e}") from None
+    if kind == "pix2pix":
+        twin = any(k.startswith("conv_in.conv_in_pretrained.") for k in sd["state_dict_unet"])
+        spec = GeneratorSpec("pix2pix", int(sd["rank_unet"]), int(sd["rank_vae"]),
+                             {lora.PIX2PIX_UNET_ADAPTER: list(sd["unet_lora_target_modules"])},
+                             list(sd["vae_lora_target_modules"]), twin_conv=twin)
+        generator = TurboGenerator(base, spec)
+        state = {f"unet.{k}": v for k, v in sd["state_dict_unet"].items()}
+        state.update({f"vae.{k}": v for k, v in sd["state_dict_vae"].items()})
+        directions = ["a2b"]
+        default = ModelInfo("pix2pix", spec, base.source, input_range="0,1")
+    else:
+        targets = dict(zip(lora.CYCLEGAN_UNET_ADAPTERS, (list(sd["l_target_modules_encoder"]),
+                                                         list(sd["l_target_modules_decoder"]),
+                                                         list(sd["l_modules_others"]))))
+        spec = GeneratorSpec("cyclegan", int(sd["rank_unet"]), int(sd["rank_vae"]), targets,
+                             list(sd["vae_lora_target_modules"]))
+        generator = TurboGenerator(base, spec)
+        state = {}
+        for adapter, key in zip(lora.CYCLEGAN_UNET_ADAPTERS, ("sd_encoder", "sd_decoder", "sd_other")):
+            for k, v in sd[key].items():  # peft keys without adapter name: "x.lora_A.weight"
+                state["unet." + k.replace(".lora_A.", f".lora_A.{adapter}.").replace(".lora_B.", f".lora_B.{adapter}.")] = v
+        # Both dicts hold the WHOLE state of both VAEs (a2b under "vae.", b2a under "vae_b2a."): base weights too.
+        state.update(sd.get("sd_vae_enc", {}))
+        state.update(sd.get("sd_vae_dec", {}))
+        directions = [d for d, prefix in (("a2b", "vae."), ("b2a", "vae_b2a.")) if any(k.startswith(prefix) for k in state)]
+        default = ModelInfo("cyclegan", spec, base.source, direction=directions[0] if directions else "a2b")
+    load_into(generator, state, str(path))
+    info = info or default
+    info.kind, info.spec, info.directions = kind, spec, directions
+    info.name = info.name or Path(path).stem
+    return LoadedModel(generator.eval(), info)
+
+
+# ---- turbo's format ---------------------------------------------------------------------------------------------
+def read_turbo_info(path: Path) -> ModelInfo:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:
+        raise ModelError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:200]})") from None
+    if "turbo" not in meta:
+        raise ModelError(f"{path}: a safetensors file without turbo metadata (convert original checkpoints with "
+                         f"`turbo convert`)")
+    try:
+        return ModelInfo.from_json(meta["turbo"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelError(f"{path}: bad turbo metadata ({e})") from None
+
+
+def load_turbo(path: Path, base: BaseModel) -> LoadedModel:
+    from safetensors.torch import load_file
+
+    info = read_turbo_info(path)
+    generator = TurboGenerator(base, info.spec)
+    load_into(generator, load_file(str(path)), str(path))
+    return LoadedModel(generator.eval(), info)
+
+
+def save_turbo(generator: TurboGenerator, info: ModelInfo, path: Path) -> Path:
+    """Write turbo's format atomically (temp file beside `path`, then rename). Saves from the raw module."""
+    from safetensors.torch import save_file
+
+    generator = getattr(generator, "_orig_mod", generator)  # never save a compiled wrapper's prefixed keys
+    info.spec = generator.spec
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(checkpoint_state(generator), tmp, metadata={"turbo": info.to_json()})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,171 @@
+"""The one-step generator: VAE encoder -> UNet at t=999 -> closed-form x0 -> skip-connected VAE decoder (design §1).
+
+One class serves both published families:
+- pix2pix-turbo: one VAE (`vae`), UNet adapter `default`; optionally stochastic with a twin `conv_in`.
+- CycleGAN-turbo: one UNet with adapters `default_{encoder,decoder,others}` shared by both directions, and one
+  skip-connected VAE per direction (`vae` for a2b, `vae_b2a` for b2a), each with its own LoRA and skip convs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from turbo_cli.engine import lora
+from turbo_cli.engine.base import TIMESTEP, BaseModel
+from turbo_cli.engine.vae import add_skip_connections
+
+DIRECTIONS = ("a2b", "b2a")
+
+
+class TwinConv(nn.Module):
+    """The stochastic model's UNet conv_in: (1 - r) * pretrained(x) + r * trained(x)."""
+
+    def __init__(self, conv_in_pretrained: nn.Conv2d, conv_in_curr: nn.Conv2d):
+        super().__init__()
+        self.conv_in_pretrained = conv_in_pretrained.requires_grad_(False)
+        self.conv_in_curr = conv_in_curr
+        self.r = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_in_pretrained(x).detach() * (1 - self.r) + self.conv_in_curr(x) * self.r
+
+
+@dataclass
+class GeneratorSpec:
+    """Everything needed to rebuild a generator's architecture on a base model (saved in checkpoints)."""
+
+    kind: str  # "pix2pix" | "cyclegan"
+    rank_unet: int = 8  # pix2pix default; CycleGAN-turbo trains with 128
+    rank_vae: int = 4  # both published families
+    unet_targets: dict[str, list[str]] = field(default_factory=dict)  # adapter name -> target modules
+    vae_targets: list[str] = field(default_factory=lambda: list(lora.VAE_TARGETS))
+    twin_conv: bool = False  # sketch_to_image_stochastic's conv_in
+
+
+class TurboGenerator(nn.Module):
+    """G(x) in one step. Inputs (B,3,H,W), H and W multiples of 8; output (B,3,H,W) in [-1, 1].
+
+    Takes ownership of `base.unet` and `base.vae` (no copy of the 866M-parameter UNet); they are set to None
+    on `base` so nothing else uses the modified modules by mistake. Load the base again for a second generator.
+    """
+
+    def __init__(self, base: BaseModel, spec: GeneratorSpec):
+        super().__init__()
+        if spec.kind not in ("pix2pix", "cyclegan"):
+            raise ValueError(f"unknown generator kind {spec.kind!r}")
+        self.spec = spec
+        self.base_source = base.source
+        self.alpha_bar = base.alpha_bar
+        self.scaling_factor = float(base.vae.config.scaling_factor)
+        self.strength = 1.0  # r of the stochastic model; 1 = deterministic
+        # Base (non-adapter) weights that differ from the base model: saved in turbo checkpoints too.
+        self.base_overrides: set[str] = set()
+
+        if base.unet is None:
+            raise ValueError("this BaseModel's unet/vae were already taken by another generator; load it again")
+        unet, vae = base.unet, base.vae
+        base.unet = base.vae = None
+        if spec.kind == "pix2pix":
+            if spec.twin_conv:
+                unet.conv_in = TwinConv(copy.deepcopy(unet.conv_in), unet.conv_in)
+            if not spec.unet_targets:
+                spec.unet_targets = {lora.PIX2PIX_UNET_ADAPTER: list(lora.PIX2PIX_UNET_TARGETS)}
+            lora.add_pix2pix_unet_lora(unet, spec.rank_unet, spec.unet_targets[lora.PIX2PIX_UNET_ADAPTER])
+        else:
+            if not spec.unet_targets:
+                spec.unet_targets = lora.cyclegan_unet_targets(unet)
+            lora.add_cyclegan_unet_lora(unet, spec.rank_unet, spec.unet_targets)
+        self.unet = unet
+        vae = add_skip_connections(vae)
+        # CycleGAN: the b2a direction has its own VAE (the checkpoints carry a whole VAE per direction).
+        self.vae_b2a = copy.deepcopy(vae) if spec.kind == "cyclegan" else None
+        self.vae = vae
+        for v in self.vaes():
+            lora.add_vae_lora(v, spec.rank_vae, spec.vae_targets)
+        self.requires_grad_(False)
+        for p in self.trainable_parameters():
+            p.requires_grad_(True)
+
+    # ---- what trains -------------------------------------------------------------------------------------------
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """UNet LoRA + the whole UNet conv_in + VAE LoRA + skip convs, each parameter once."""
+        params: dict[int, nn.Parameter] = {}
+        for name, p in self.named_parameters():
+            if "lora_" in name or "skip_conv_" in name or name.startswith("unet.conv_in.") and "pretrained" not in name:
+                params[id(p)] = p
+        return list(params.values())
+
+    # ---- stochastic strength -----------------------------------------------------------------------------------
+    def set_strength(self, r: float) -> None:
+        """Set r: LoRA scales × r, skip gamma = r, twin conv mix r. r = 1 is the deterministic model."""
+        self.strength = float(r)
+        for vae in self.vaes():
+            lora.set_lora_strength(vae, self.strength)
+        lora.set_lora_strength(self.unet, self.strength)
+        if isinstance(self.unet.conv_in, TwinConv):
+            self.unet.conv_in.r = self.strength
+
+    def vaes(self) -> list[nn.Module]:
+        return [v for v in (self.vae, self.vae_b2a) if v is not None]
+
+    def vae_for(self, direction: str | None) -> nn.Module:
+        if self.vae_b2a is None or direction in (None, "a2b"):
+            return self.vae
+        if direction == "b2a":
+            return self.vae_b2a
+        raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
+
+    # ---- the network -------------------------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, direction: str | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Posterior MEAN × scaling factor (deterministic: the same frame gives the same latent) + skip activations."""
+        vae = self.vae_for(direction)
+        h, skips = vae.encoder(x)
+        moments = vae.quant_conv(h) if vae.quant_conv is not None else h
+        mean = moments.chunk(2, dim=1)[0]
+        return mean * self.scaling_factor, skips
+
+    def denoise(self, sample: torch.Tensor, prompt_emb: torch.Tensor) -> torch.Tensor:
+        """One DDPM step at t=999 in closed form: x0 = (z - sqrt(1 - abar) * eps) / sqrt(abar).
+
+        With a single step the previous alpha-bar is 1, so DDPM's step returns exactly this x0 (its variance term
+        is ~1e-10 * noise and is left out).
+        """
+        t = torch.full((sample.shape[0],), TIMESTEP, device=sample.device, dtype=torch.long)
+        eps = self.unet(sample, t, encoder_hidden_states=prompt_emb).sample
+        return ((sample - math.sqrt(1 - self.alpha_bar) * eps) / math.sqrt(self.alpha_bar)).to(eps.dtype)
+
+    def decode(self, latent: torch.Tensor, skips: list[torch.Tensor], direction: str | None = None) -> torch.Tensor:
+        vae = self.vae_for(direction)
+        z = latent / self.scaling_factor
+        if vae.post_quant_conv is not None:
+            z = vae.post_quant_conv(z)
+        return vae.decoder(z, skips, gamma=self.strength).clamp(-1, 1)
+
+    def forward(self, x: torch.Tensor, prompt_emb: torch.Tensor, direction: str | None = None,
+                noise: torch.Tensor | None = None) -> torch.Tensor:
+        """G(x) (deterministic) or G(x, noise, r) with r = `self.strength` (stochastic pix2pix).
+
+        `prompt_emb` is (B, 77, D) or (1, 77, D) (broadcast over the batch).
+        """
+        if prompt_emb.shape[0] == 1 and x.shape[0] > 1:
+            prompt_emb = prompt_emb.expand(x.shape[0], -1, -1)
+        z, skips = self.encode(x, direction)
+        if noise is not None:
+            r = self.strength
+            z = z * r + noise.to(z) * (1 - r)  # the stochastic model's UNet input, also the DDPM step's sample
+        return self.decode(self.denoise(z, prompt_emb), skips, direction)
+
+
+def build_pix2pix(base: BaseModel, rank_unet: int = 8, rank_vae: int = 4, twin_conv: bool = False) -> TurboGenerator:
+    """A fresh pix2pix-turbo generator for training (LoRA gaussian-init, skips at 1e-5)."""
+    return TurboGenerator(base, GeneratorSpec("pix2pix", rank_unet, rank_vae, twin_conv=twin_conv))
+
+
+def build_cyclegan(base: BaseModel, rank_unet: int = 128, rank_vae: int = 4) -> TurboGenerator:
+    """A fresh CycleGAN-turbo generator for training (one UNet, a VAE per direction)."""
+    return TurboGenerator(base, GeneratorSpec("cyclegan", rank_unet, rank_vae))

@@ -1,0 +1,73 @@
+"""LoRA adapters exactly as the original attaches them (design §1.5): targets, adapter names, ranks, alphas.
+
+The alphas matter: pix2pix uses peft's default lora_alpha (8) on both UNet (rank 8 -> scale 1) and VAE
+(rank 4 -> scale 2); CycleGAN's UNet adapters use lora_alpha = rank (scale 1). The fixtures catch a mismatch.
+"""
+
+from __future__ import annotations
+
+from peft import LoraConfig
+from torch import nn
+
+PEFT_DEFAULT_ALPHA = 8  # peft's LoraConfig default, which the original relies on without saying so
+
+# pix2pix-turbo UNet targets (suffixes; peft matches "name == t or name.endswith('.' + t)").
+PIX2PIX_UNET_TARGETS = ["to_k", "to_q", "to_v", "to_out.0", "conv", "conv1", "conv2", "conv_shortcut", "conv_out",
+                        "proj_in", "proj_out", "ff.net.2", "ff.net.0.proj"]
+# CycleGAN-turbo greps UNet parameter names for these substrings (order matters: first match wins).
+CYCLEGAN_UNET_GREP = ["to_k", "to_q", "to_v", "to_out.0", "conv", "conv1", "conv2", "conv_in", "conv_shortcut",
+                      "conv_out", "proj_out", "proj_in", "ff.net.2", "ff.net.0.proj"]
+VAE_TARGETS = ["conv1", "conv2", "conv_in", "conv_shortcut", "conv", "conv_out", "skip_conv_1", "skip_conv_2",
+               "skip_conv_3", "skip_conv_4", "to_k", "to_q", "to_v", "to_out.0"]
+VAE_ADAPTER = "vae_skip"
+PIX2PIX_UNET_ADAPTER = "default"
+CYCLEGAN_UNET_ADAPTERS = ("default_encoder", "default_decoder", "default_others")
+
+
+def cyclegan_unet_targets(unet: nn.Module) -> dict[str, list[str]]:
+    """Full module names per CycleGAN adapter: in down_blocks or conv_in / in up_blocks / the rest."""
+    groups: dict[str, list[str]] = {name: [] for name in CYCLEGAN_UNET_ADAPTERS}
+    for name, _ in unet.named_parameters():
+        if "bias" in name or "norm" in name or "lora_" in name:
+            continue
+        for pattern in CYCLEGAN_UNET_GREP:
+            if pattern not in name:
+                continue
+            module = name.removesuffix(".weight").removesuffix(".base_layer")
+            if "down_blocks" in name or "conv_in" in name:
+                groups["default_encoder"].append(module)
+            elif "up_blocks" in name:
+                groups["default_decoder"].append(module)
+            else:
+                groups["default_others"].append(module)
+            break
+    return groups
+
+
+def add_pix2pix_unet_lora(unet, rank: int = 8, targets: list[str] | None = None) -> None:
+    unet.add_adapter(LoraConfig(r=rank, init_lora_weights="gaussian",
+                                target_modules=list(targets or PIX2PIX_UNET_TARGETS)))  # alpha: peft default
+
+
+def add_cyclegan_unet_lora(unet, rank: int, targets: dict[str, list[str]] | None = None) -> None:
+    targets = targets or cyclegan_unet_targets(unet)
+    for name in CYCLEGAN_UNET_ADAPTERS:
+        unet.add_adapter(LoraConfig(r=rank, init_lora_weights="gaussian", target_modules=list(targets[name]),
+                                    lora_alpha=rank), adapter_name=name)
+    unet.set_adapters(list(CYCLEGAN_UNET_ADAPTERS))
+
+
+def add_vae_lora(vae, rank: int = 4, targets: list[str] | None = None) -> None:
+    """VAE LoRA, added after the skip convs exist so they are wrapped too (keys `skip_conv_N.base_layer.weight`)."""
+    vae.add_adapter(LoraConfig(r=rank, init_lora_weights="gaussian", target_modules=list(targets or VAE_TARGETS)),
+                    adapter_name=VAE_ADAPTER)
+
+
+def set_lora_strength(module: nn.Module, strength: float) -> None:
+    """Multiply every adapter's scale (alpha / rank) by `strength` — the stochastic model's r."""
+    from peft.tuners.lora import LoraLayer
+
+    for layer in module.modules():
+        if isinstance(layer, LoraLayer):
+            for adapter in layer.scaling:
+                layer.set_scale(adapter, strength)

@@ -1,0 +1,44 @@
+"""The published img2img-turbo checkpoints (design §2) and the words `--direction` accepts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+# Overridable so tests (and mirrors) can serve the files from elsewhere.
+DEFAULT_URL_BASE = "https://www.cs.cmu.edu/~img2img-turbo/models/"
+
+DAY, NIGHT, RAIN = "driving in the day", "driving in the night", "driving in heavy rain"
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    name: str
+    filename: str
+    kind: str  # "cyclegan" | "pix2pix"
+    direction: str | None = None  # CycleGAN: the direction this name means
+    captions: dict = field(default_factory=dict)  # CycleGAN: caption of the target domain, per direction
+    preprocess: str = "none"  # pix2pix conditioning: canny edges / binarised sketch
+    image_prep: str = "no_resize"
+    stochastic: bool = False
+    gamma: float = 1.0
+
+    @property
+    def url(self) -> str:
+        return os.environ.get("TURBO_MODELS_URL", DEFAULT_URL_BASE).rstrip("/") + "/" + self.filename
+
+
+_CYC = dict(kind="cyclegan", image_prep="resize_512x512")  # trained and evaluated at 512x512 (BDD100k)
+PUBLISHED: dict[str, PublishedModel] = {m.name: m for m in [
+    PublishedModel("day_to_night", "day2night.pkl", direction="a2b", captions={"a2b": NIGHT, "b2a": DAY}, **_CYC),
+    PublishedModel("night_to_day", "night2day.pkl", direction="b2a", captions={"a2b": NIGHT, "b2a": DAY}, **_CYC),
+    PublishedModel("clear_to_rainy", "clear2rainy.pkl", direction="a2b", captions={"a2b": RAIN, "b2a": DAY}, **_CYC),
+    PublishedModel("rainy_to_clear", "rainy2clear.pkl", direction="b2a", captions={"a2b": RAIN, "b2a": DAY}, **_CYC),
+    PublishedModel("edge_to_image", "edge_to_image_loras.pkl", kind="pix2pix", preprocess="canny"),
+    PublishedModel("sketch_to_image_stochastic", "sketch_to_image_stochastic_lora.pkl", kind="pix2pix",
+                   preprocess="sketch", stochastic=True, gamma=0.4),
+]}
+
+# Target-domain words for --direction: they pick the published model that translates INTO that domain.
+DIRECTION_WORDS = {"night": "day_to_night", "day": "night_to_day", "rainy": "clear_to_rainy",
+                   "rain": "clear_to_rainy", "clear": "rainy_to_clear"}
