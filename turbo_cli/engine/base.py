@@ -69,6 +69,7 @@ def load_base(source: str | os.PathLike = DEFAULT_BASE, *, with_text_encoder: bo
     from transformers import CLIPTextModel, CLIPTokenizer
 
     root = resolve_base_dir(source)
+    quiet_libraries()
     try:
         scheduler = DDPMScheduler.from_pretrained(root, subfolder="scheduler")
         unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=torch.float32)
@@ -85,6 +86,21 @@ def load_base(source: str | os.PathLike = DEFAULT_BASE, *, with_text_encoder: bo
         if part is not None:
             part.requires_grad_(False).eval()
     return BaseModel(str(source), tokenizer, text_encoder, unet, vae, scheduler)
+
+
+def quiet_libraries() -> None:
+    """Progress bars and warnings of diffusers/transformers/peft are noise in a CLI; turbo shows its own."""
+    import warnings
+
+    import diffusers
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    # CycleGAN-turbo adds three named adapters to one UNet on purpose.
+    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
 
 
 class PromptEncoder:

@@ -8,13 +8,12 @@ conv_in, skip convs, plus any base weight the checkpoint overrides) and, in the 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from turbo_cli.atomic import atomic_path
 from turbo_cli.engine import lora
 from turbo_cli.engine.base import DEFAULT_BASE, BaseModel
 from turbo_cli.engine.generator import GeneratorSpec, TurboGenerator
@@ -185,14 +184,6 @@ def save_turbo(generator: TurboGenerator, info: ModelInfo, path: Path) -> Path:
 
     generator = getattr(generator, "_orig_mod", generator)  # never save a compiled wrapper's prefixed keys
     info.spec = generator.spec
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(checkpoint_state(generator), tmp, metadata={"turbo": info.to_json()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp:
+        save_file(checkpoint_state(generator), str(tmp), metadata={"turbo": info.to_json()})
+    return Path(path)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from turbo_cli.atomic import atomic_path
 from turbo_cli.errors import ModelError, OfflineError
 
 CHUNK = 1 << 20
@@ -32,20 +32,15 @@ def download(url: str, dest: Path, *, progress: bool = True, timeout: float = 30
         raise OfflineError(f"cannot download {url} ({reason}); are you offline? pass --model PATH to a local copy") \
             from None
     expected = int(response.headers.get("Content-Length") or 0) or None
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     received = 0
-    try:
-        with response, os.fdopen(fd, "wb") as out, _progress(progress, dest.name, expected) as advance:
+    with atomic_path(dest) as tmp:
+        with response, open(tmp, "wb") as out, _progress(progress, dest.name, expected) as advance:
             while chunk := response.read(CHUNK):
                 out.write(chunk)
                 received += len(chunk)
                 advance(len(chunk))
         if expected is not None and received != expected:
             raise ModelError(f"{url}: download incomplete ({received} of {expected} bytes); run again to retry")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest
 
 

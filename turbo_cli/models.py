@@ -1,0 +1,158 @@
+"""From what the user typed (--model, --direction, --prompt, --base-model ...) to a ready Translator.
+
+`--model` accepts a published name (design §2), `demo`, a turbo `.safetensors` file, a folder holding one
+(`model.safetensors`, e.g. a training checkpoint), or an original img2img-turbo `.pkl`/`.pt`. `--direction` takes
+a2b/b2a or a target-domain word (night, day, rainy, clear) that picks the published model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from turbo_cli.errors import InputError, ModelError
+
+VALID_DIRECTIONS = ("a2b", "b2a")
+
+
+@dataclass
+class ModelOptions:
+    """The model options shared by `turbo translate`, `turbo video` and `turbo eval`."""
+
+    model: str | None = None  # None: picked by a --direction word
+    direction: str | None = None  # a2b | b2a | night | day | rainy | clear
+    prompt: str | None = None  # None: the checkpoint's caption for the direction
+    base_model: str | None = None  # None: the checkpoint's base (stabilityai/sd-turbo for the published ones)
+    device: str = "auto"
+    dtype: str = "auto"  # auto: bf16/fp16 on CUDA, fp32 on CPU
+    compile: bool | None = None  # None: on for CUDA, off for CPU (compiling costs more than it saves there)
+    image_prep: str | None = None  # None: what the model was trained with
+    preprocess: str | None = None  # None: the model's own (canny for edge_to_image, sketch for the sketch model)
+    canny_low: int = 100  # the original's Canny thresholds
+    canny_high: int = 200
+    gamma: float | None = None  # r of a stochastic model; None: the model's default (0.4 for the sketch model)
+    seed: int = 42  # the original's default seed for stochastic models
+    batch_size: int | None = None  # None: chosen by image size and device
+
+
+def known_models() -> list[str]:
+    from turbo_cli.engine.registry import PUBLISHED
+
+    return [*PUBLISHED, "demo"]
+
+
+def _model_for_direction(options: ModelOptions) -> tuple[str | None, str | None]:
+    """(model, direction) after turning a target-domain word into the published model and its direction."""
+    from turbo_cli.engine.registry import DIRECTION_WORDS, PUBLISHED
+
+    direction = options.direction
+    if direction is None or direction in VALID_DIRECTIONS:
+        return options.model, direction
+    if direction not in DIRECTION_WORDS:
+        raise InputError(f"--direction {direction}: unknown; valid: {', '.join(VALID_DIRECTIONS)}, "
+                         f"{', '.join(sorted(DIRECTION_WORDS))}")
+    name = DIRECTION_WORDS[direction]
+    if options.model not in (None, name):
+        raise InputError(f"--direction {direction} picks the model {name}; drop --model or use --direction a2b/b2a")
+    return name, PUBLISHED[name].direction
+
+
+def resolve_checkpoint(model: str) -> tuple[Path, object | None]:
+    """A local file for --model, downloading a published checkpoint into the cache on first use."""
+    from turbo_cli.engine.registry import PUBLISHED
+
+    if model in PUBLISHED:
+        from turbo_cli.io.download import download
+        from turbo_cli.paths import cache_dir
+
+        entry = PUBLISHED[model]
+        return download(entry.url, cache_dir("checkpoints") / entry.filename), entry
+    if model == "demo":
+        from turbo_cli.demo import demo_checkpoint
+
+        return demo_checkpoint(), None
+    path = Path(model).expanduser()
+    if path.is_dir():
+        candidates = sorted(path.glob("*.safetensors"))
+        if (path / "model.safetensors").is_file():
+            candidates = [path / "model.safetensors"]
+        if len(candidates) != 1:
+            raise ModelError(f"{path}: expected one .safetensors checkpoint in the folder, found {len(candidates)}")
+        return candidates[0], None
+    if path.is_file():
+        return path, None
+    if "/" in model or "\\" in model or path.suffix:
+        raise ModelError(f"{model}: no such checkpoint file")
+    raise ModelError(f"unknown model '{model}'; known: {', '.join(known_models())}, or a checkpoint path")
+
+
+def load_model(model: str, base_model: str | None = None):
+    """(LoadedModel, PromptEncoder) for a --model value."""
+    from turbo_cli.engine.base import DEFAULT_BASE, PromptEncoder, load_base
+    from turbo_cli.engine.checkpoint import ModelInfo, load_original, load_turbo, read_turbo_info
+
+    path, entry = resolve_checkpoint(model)
+    if path.suffix == ".safetensors":
+        info = read_turbo_info(path)
+        base = load_base(base_model or _base_of(info, path))
+        loaded = load_turbo(path, base)
+    else:
+        base = load_base(base_model or DEFAULT_BASE)
+        preset = None
+        if entry is not None:  # a published checkpoint: what the original hard-codes for its name
+            preset = ModelInfo(entry.kind, None, base.source, name=entry.name, captions=dict(entry.captions),
+                               direction=entry.direction, image_prep=entry.image_prep,
+                               input_range="-1,1" if entry.kind == "cyclegan" else "0,1",
+                               preprocess=entry.preprocess, stochastic=entry.stochastic, gamma=entry.gamma)
+        loaded = load_original(path, base, preset)
+    return loaded, PromptEncoder(base.tokenizer, base.text_encoder)
+
+
+def _base_of(info, checkpoint: Path) -> str:
+    """The checkpoint's base model; a relative folder is taken relative to the checkpoint (bundled models)."""
+    base = info.base_model
+    if base.startswith("./") or base.startswith("../"):
+        return str((checkpoint.parent / base).resolve())
+    return base
+
+
+def build_translator(options: ModelOptions):
+    """Load everything once and return a Translator for these options."""
+    from turbo_cli.engine.runner import Translator
+
+    model, direction = _model_for_direction(options)
+    if model is None:
+        raise InputError(f"pass --model (one of {', '.join(known_models())}, or a checkpoint path) or a "
+                         f"--direction word (night, day, rainy, clear)")
+    loaded, prompt_encoder = load_model(model, options.base_model)
+    info = loaded.info
+    if info.kind == "cyclegan":
+        direction = direction or info.direction or "a2b"
+        if direction not in info.directions:
+            raise ModelError(f"{info.name}: the checkpoint holds no {direction} VAE (has: {', '.join(info.directions)})")
+        prompt = options.prompt or info.captions.get(direction)
+        if not prompt:
+            raise InputError(f"{info.name}: no caption stored for {direction}; pass --prompt (the target domain's "
+                             f"caption, e.g. 'driving in the night')")
+    else:
+        if direction is not None:
+            raise InputError(f"--direction {direction}: {info.name} is a pix2pix model and has no direction")
+        prompt = options.prompt or info.prompt
+        if not prompt:
+            raise InputError(f"{info.name}: pass --prompt (what the output image should show)")
+    preprocess = _preprocessor(options.preprocess or info.preprocess, options)
+    return Translator(loaded, prompt_encoder([prompt]), direction=direction, device=options.device,
+                      dtype=options.dtype, compile=options.compile, image_prep=options.image_prep,
+                      gamma=options.gamma, seed=options.seed, batch_size=options.batch_size, preprocess=preprocess)
+
+
+def _preprocessor(name: str, options: ModelOptions):
+    if name in (None, "none"):
+        return None
+    from turbo_cli.io import condition
+
+    if name == "canny":
+        return lambda rgb: condition.canny(rgb, options.canny_low, options.canny_high)
+    if name == "sketch":
+        return condition.sketch
+    raise InputError(f"--preprocess {name}: valid values are none, canny, sketch")
