@@ -89,7 +89,8 @@ def resolve_checkpoint(model: str) -> tuple[Path, object | None]:
 def load_model(model: str, base_model: str | None = None):
     """(LoadedModel, PromptEncoder) for a --model value."""
     from turbo_cli.engine.base import DEFAULT_BASE, PromptEncoder, load_base
-    from turbo_cli.engine.checkpoint import ModelInfo, load_original, load_turbo, read_turbo_info
+    from turbo_cli.engine.checkpoint import (ModelInfo, load_original, load_turbo, original_kind, read_original,
+                                             read_turbo_info)
 
     path, entry = resolve_checkpoint(model)
     if path.suffix == ".safetensors":
@@ -97,6 +98,11 @@ def load_model(model: str, base_model: str | None = None):
         base = load_base(base_model or _base_of(info, path))
         loaded = load_turbo(path, base)
     else:
+        sd = read_original(path)  # check the file before spending time on the base model
+        try:
+            original_kind(sd)
+        except ModelError as e:
+            raise ModelError(f"{path}: {e}") from None
         base = load_base(base_model or DEFAULT_BASE)
         preset = None
         if entry is not None:  # a published checkpoint: what the original hard-codes for its name
@@ -104,7 +110,7 @@ def load_model(model: str, base_model: str | None = None):
                                direction=entry.direction, image_prep=entry.image_prep,
                                input_range="-1,1" if entry.kind == "cyclegan" else "0,1",
                                preprocess=entry.preprocess, stochastic=entry.stochastic, gamma=entry.gamma)
-        loaded = load_original(path, base, preset)
+        loaded = load_original(path, base, preset, sd)
     return loaded, PromptEncoder(base.tokenizer, base.text_encoder)
 
 

@@ -6,9 +6,7 @@ Domain errors (TurboError) become one red line and an exit code here, at the CLI
 from __future__ import annotations
 
 import importlib
-import sys
 
-import click
 import typer
 import typer.core
 
@@ -20,14 +18,14 @@ COMMAND_MODULES = ["translate", "video", "train", "eval", "convert", "data", "de
 
 
 def _fail(message: str, code: int) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
-    raise click.exceptions.Exit(code)
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
 
 
 class TurboGroup(typer.core.TyperGroup):
     """Click group that turns TurboError into a one-line message and a non-zero exit code."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TurboError as e:

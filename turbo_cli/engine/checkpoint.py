@@ -111,9 +111,12 @@ def original_kind(sd: dict) -> str:
     raise ModelError(f"unrecognised checkpoint layout (keys: {', '.join(sorted(sd)[:8])})")
 
 
-def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None) -> LoadedModel:
-    """Build the generator an original pix2pix/CycleGAN pickle describes and load its tensors."""
-    sd = read_original(path)
+def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None, sd: dict | None = None) -> LoadedModel:
+    """Build the generator an original pix2pix/CycleGAN pickle describes and load its tensors.
+
+    `sd`: the pickle's contents when the caller has read them already (to fail before loading a base model).
+    """
+    sd = read_original(path) if sd is None else sd
     try:
         kind = original_kind(sd)
     except ModelError as e:
@@ -127,7 +130,9 @@ def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None) ->
         state = {f"unet.{k}": v for k, v in sd["state_dict_unet"].items()}
         state.update({f"vae.{k}": v for k, v in sd["state_dict_vae"].items()})
         directions = ["a2b"]
-        default = ModelInfo("pix2pix", spec, base.source, input_range="0,1")
+        # A twin conv_in only exists in the stochastic sketch model: default to its settings (r = 0.4).
+        default = ModelInfo("pix2pix", spec, base.source, input_range="0,1", stochastic=twin,
+                            gamma=0.4 if twin else 1.0, preprocess="sketch" if twin else "none")
     else:
         targets = dict(zip(lora.CYCLEGAN_UNET_ADAPTERS, (list(sd["l_target_modules_encoder"]),
                                                          list(sd["l_target_modules_decoder"]),

@@ -1,0 +1,69 @@
+"""The model options shared by `turbo translate`, `turbo video` and `turbo eval`, declared once.
+
+`@with_model_options` adds them to a Typer command's signature and hands the command one `ModelOptions`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Annotated, Optional
+
+import typer
+
+from turbo_cli.models import ModelOptions
+
+PANEL = "Model"
+_MODEL_PARAMS: list[tuple[str, object, object]] = [
+    ("model", Annotated[Optional[str], typer.Option(
+        "--model", "-m", rich_help_panel=PANEL,
+        help="Published name (day_to_night, night_to_day, clear_to_rainy, rainy_to_clear, edge_to_image, "
+             "sketch_to_image_stochastic), 'demo', a turbo .safetensors (or its folder), or an original .pkl.")], None),
+    ("direction", Annotated[Optional[str], typer.Option(
+        "--direction", "-d", rich_help_panel=PANEL,
+        help="a2b | b2a, or a target domain (night, day, rainy, clear) that picks the published model.")], None),
+    ("prompt", Annotated[Optional[str], typer.Option(
+        rich_help_panel=PANEL, help="Caption / prompt; default: the checkpoint's caption for the direction.")], None),
+    ("base_model", Annotated[Optional[str], typer.Option(
+        rich_help_panel=PANEL, help="Base model hub id or local folder in the SD-Turbo layout (air-gapped use).")],
+     None),
+    ("batch_size", Annotated[Optional[int], typer.Option(
+        min=1, rich_help_panel=PANEL, help="Images per batch; default: chosen by image size and device.")], None),
+    ("device", Annotated[str, typer.Option(rich_help_panel=PANEL, help="auto | cpu | cuda | cuda:N")], "auto"),
+    ("dtype", Annotated[str, typer.Option(
+        rich_help_panel=PANEL, help="auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16")], "auto"),
+    ("compile", Annotated[Optional[bool], typer.Option(
+        "--compile/--no-compile", rich_help_panel=PANEL,
+        help="torch.compile the model; default: on for CUDA, off for CPU.")], None),
+    ("image_prep", Annotated[Optional[str], typer.Option(
+        rich_help_panel=PANEL,
+        help="no_resize (multiple of 8) | resize_N | resize_WxH; default: what the model was trained with "
+             "(resize_512x512 for the published CycleGAN models). Outputs keep the input's size.")], None),
+    ("preprocess", Annotated[Optional[str], typer.Option(
+        rich_help_panel=PANEL, help="none | canny | sketch; default: the model's own.")], None),
+    ("canny_low", Annotated[int, typer.Option(rich_help_panel=PANEL, help="Canny low threshold.")], 100),
+    ("canny_high", Annotated[int, typer.Option(rich_help_panel=PANEL, help="Canny high threshold.")], 200),
+    ("gamma", Annotated[Optional[float], typer.Option(
+        min=0.0, max=1.0, rich_help_panel=PANEL,
+        help="Stochastic models: strength r (default: the model's, 0.4 for the sketch model).")], None),
+    ("seed", Annotated[int, typer.Option(
+        rich_help_panel=PANEL, help="Stochastic models: noise seed (as the original: manual_seed then randn).")],
+     42),
+]
+MODEL_OPTION_NAMES = [name for name, _, _ in _MODEL_PARAMS]
+
+
+def with_model_options(command):
+    """Decorator: append the model options to `command`'s CLI signature; it receives `model_options=ModelOptions`."""
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.name != "model_options"]
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+             for name, annotation, default in _MODEL_PARAMS]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        options = ModelOptions(**{name: kwargs.pop(name) for name in MODEL_OPTION_NAMES})
+        return command(**kwargs, model_options=options)
+
+    wrapper.__signature__ = signature.replace(parameters=own + extra)
+    return wrapper

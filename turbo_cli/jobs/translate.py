@@ -1,0 +1,238 @@
+"""Translate a folder of images: decode on worker threads, batch by size on the model, write on a writer thread.
+
+Every output is written atomically, so an interrupted run leaves no partial image and a re-run skips what is done.
+A file that cannot be read or written is reported with its path; the run goes on and ends non-zero.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from turbo_cli.errors import TurboError
+from turbo_cli.progress import Bar
+from turbo_cli.io.images import (DecodedImage, ImageJob, discover_images, is_complete_output, normalize_format,
+                                 output_path, read_image, write_image_atomic)
+
+
+@dataclass
+class TranslateSummary:
+    total: int = 0  # inputs found (this process's share)
+    done: int = 0
+    skipped: int = 0  # outputs already there (resume)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.done / self.seconds if self.seconds else 0.0
+
+    @property
+    def model_images_per_second(self) -> float:
+        return self.done / self.model_seconds if self.model_seconds else 0.0
+
+    def merge(self, other: "TranslateSummary") -> "TranslateSummary":
+        """Totals across processes; wall time is the slowest process's."""
+        return TranslateSummary(self.total + other.total, self.done + other.done, self.skipped + other.skipped,
+                                self.failed + other.failed, max(self.seconds, other.seconds),
+                                max(self.model_seconds, other.model_seconds))
+
+
+def plan(input: str | Path, output_dir: str | Path, fmt: str | None = None, overwrite: bool = False,
+         rank: int = 0, world_size: int = 1) -> tuple[list[tuple[ImageJob, Path]], int, int]:
+    """(jobs to run with their output paths, total inputs, skipped) for this process's shard.
+
+    Sharding is by position in the sorted input list (rank::world_size), computed before the skip check, so every
+    input belongs to exactly one process whatever is already done.
+    """
+    fmt = normalize_format(fmt)
+    jobs = discover_images(input, exclude=output_dir)[rank::world_size]
+    todo = [(job, output_path(job, output_dir, fmt)) for job in jobs]
+    if not overwrite:
+        todo = [(job, out) for job, out in todo if not is_complete_output(out)]
+    return todo, len(jobs), len(jobs) - len(todo)
+
+
+def _decoded_in_order(jobs: list[tuple[ImageJob, Path]], workers: int, lookahead: int):
+    """Yield (job, out, DecodedImage | InputError) in input order, decoding up to `lookahead` ahead on threads."""
+    def read(job):
+        try:
+            return read_image(job.src)
+        except TurboError as e:
+            return e
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="turbo-decode") as pool:
+        pending: "OrderedDict[int, tuple]" = OrderedDict()
+        it = iter(enumerate(jobs))
+        for i, (job, out) in it:
+            pending[i] = (job, out, pool.submit(read, job))
+            if len(pending) >= lookahead:
+                break
+        while pending:
+            _, (job, out, future) = pending.popitem(last=False)
+            for i, (next_job, next_out) in it:
+                pending[i] = (next_job, next_out, pool.submit(read, next_job))
+                break
+            yield job, out, future.result()
+
+
+class _Writer:
+    """A writer thread with a bounded queue; write failures are collected, not raised."""
+
+    def __init__(self, failed: list, on_done, maxsize: int = 64):
+        self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
+        self.failed = failed
+        self.on_done = on_done
+        self.thread = threading.Thread(target=self._run, name="turbo-write", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while (item := self.queue.get()) is not None:
+            out, rgb, alpha, src = item
+            try:
+                write_image_atomic(out, rgb, alpha)
+                self.on_done(True)
+            except TurboError as e:
+                self.failed.append((str(src), str(e)))
+                self.on_done(False)
+
+    def put(self, out: Path, rgb: np.ndarray, alpha, src: Path):
+        self.queue.put((out, rgb, alpha, src))
+
+    def close(self):
+        self.queue.put(None)
+        self.thread.join()
+
+
+def translate_folder(input: str | Path, output_dir: str | Path, translator, *, fmt: str | None = None,
+                     overwrite: bool = False, workers: int = 4, progress: bool = True, rank: int = 0,
+                     world_size: int = 1, on_progress=None) -> TranslateSummary:
+    """Translate every image under `input` into `output_dir` (mirroring relative paths)."""
+    start = time.perf_counter()
+    todo, total, skipped = plan(input, output_dir, fmt, overwrite, rank, world_size)
+    summary = TranslateSummary(total=total, skipped=skipped)
+    lock = threading.Lock()
+
+    bar = Bar(len(todo), "img", "translating", enabled=progress and rank == 0)
+    done_count = [0]
+
+    def on_done(ok: bool):
+        with lock:
+            if ok:
+                done_count[0] += 1
+            bar.advance()
+            if on_progress is not None:
+                on_progress(1)
+
+    writer = _Writer(summary.failed, on_done)
+    groups: dict[tuple[int, int], list[tuple[ImageJob, Path, DecodedImage]]] = {}
+
+    def flush(key):
+        batch = groups.pop(key)
+        frames = np.stack([img.rgb for _, _, img in batch])
+        outputs = translator.translate_frames(frames)
+        for (job, out, img), rgb in zip(batch, outputs):
+            writer.put(out, rgb, img.alpha, job.src)
+
+    try:
+        with bar:
+            for job, out, img in _decoded_in_order(todo, workers, lookahead=64):
+                if isinstance(img, TurboError):
+                    summary.failed.append((str(job.src), str(img)))
+                    on_done(False)
+                    continue
+                key = (img.height, img.width)
+                groups.setdefault(key, []).append((job, out, img))
+                if len(groups[key]) >= translator.batch_size_for(*key):
+                    flush(key)
+                elif sum(len(g) for g in groups.values()) > 64:  # many sizes: don't hold images forever
+                    flush(max(groups, key=lambda k: len(groups[k])))
+            for key in list(groups):
+                flush(key)
+    finally:
+        writer.close()
+    summary.done = done_count[0]
+    summary.seconds = time.perf_counter() - start
+    summary.model_seconds = translator.stats.model_seconds
+    return summary
+
+
+def run_translate(input, output, model_options, *, fmt=None, overwrite=False, workers=4, num_processes=1,
+                  progress=True) -> TranslateSummary | None:
+    """The whole `turbo translate`: single process, one process of a launched run, or a relaunch with N processes.
+
+    Returns the summary (merged across processes) on rank 0, None on other ranks.
+    """
+    from turbo_cli.jobs.distributed import current_rank, device_for, gather, relaunch
+    from turbo_cli.models import build_translator
+
+    rank = current_rank()
+    if num_processes > 1 and rank.world_size == 1:
+        code = relaunch(num_processes, "translate", model_options.device)
+        if code != 0:  # rank 0 has printed the merged summary and the failures
+            raise TurboError(f"the {num_processes} translate processes ended with exit code {code}")
+        return None
+    model_options.device = device_for(rank, model_options.device)
+    if not plan(input, output, fmt, overwrite, rank.rank, rank.world_size)[0]:
+        translator = _NothingToDo()  # everything is done already: don't spend seconds loading the model
+    else:
+        translator = build_translator(model_options)
+    monitor = _FolderMonitor(input, output, fmt, overwrite, rank.world_size) if (
+        rank.world_size > 1 and rank.is_main and progress) else None
+    try:
+        summary = translate_folder(input, output, translator, fmt=fmt, overwrite=overwrite, workers=workers,
+                                   progress=progress and monitor is None, rank=rank.rank,
+                                   world_size=rank.world_size)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+    summaries = gather(summary, rank)
+    if not rank.is_main:
+        return None
+    merged = summaries[0]
+    for other in summaries[1:]:
+        merged = merged.merge(other)
+    return merged
+
+
+class _NothingToDo:
+    """Stands in for the Translator when every output of this shard exists."""
+
+    class stats:
+        model_seconds = 0.0
+
+
+class _FolderMonitor:
+    """Rank 0's merged progress bar in a multi-process run: it watches every shard's outputs appear on disk
+    (the shards are deterministic, so rank 0 knows them all), which needs no communication between processes."""
+
+    def __init__(self, input, output, fmt, overwrite, world_size: int):
+        pending = []
+        for r in range(world_size):
+            pending += [out for _, out in plan(input, output, fmt, overwrite, r, world_size)[0]]
+        self.pending = set(pending)
+        self.stopped = threading.Event()
+        self.bar = Bar(len(self.pending), "img", "translating (all processes)")
+        self.thread = threading.Thread(target=self._run, daemon=True, name="turbo-progress")
+        self.bar.__enter__()
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped.wait(0.5):
+            done = {p for p in self.pending if is_complete_output(p)}
+            self.pending -= done
+            for _ in done:
+                self.bar.advance()
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+        self.bar.__exit__(None, None, None)
