@@ -1,0 +1,207 @@
+"""`turbo eval` on folders (and a model on a dataset) end to end, with tiny random backbones and offline."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tests._eval_helpers import save_png, scene
+from turbo_cli.cli.main import app
+from turbo_cli.errors import InputError
+from turbo_cli.eval import api
+from turbo_cli.eval.backbones import Backbones, InceptionFeatures, Unavailable, tiny_backbones
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("TURBO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def _make_folders(root: Path, n: int = 5) -> tuple[Path, Path, Path]:
+    src, out, ref = root / "src", root / "out", root / "ref"
+    for i in range(n):
+        s = scene(shift=i, seed=i)
+        save_png(src / "sub" / f"im{i}.png", s) if i == 0 else save_png(src / f"im{i}.png", s)
+        dark = (s * 0.4).astype(np.uint8)
+        if i == 1:  # a translator that changed the size: handled by resizing to the source's size
+            import cv2
+
+            dark = cv2.resize(dark, (160, 128))
+        rel = Path("sub") / "im0.jpg" if i == 0 else Path(f"im{i}.jpg")  # other extension than the source
+        out.joinpath(rel.parent).mkdir(parents=True, exist_ok=True)
+        from PIL import Image
+
+        Image.fromarray(dark).save(out / rel, quality=95)
+        save_png(ref / f"r{i}.png", (scene(shift=3 - i, seed=10 + i) * 0.3).astype(np.uint8))
+    (src / "notes.txt").write_text("not an image")
+    (ref / "README.md").write_text("not an image")
+    save_png(out / "orphan.png", scene())
+    return src, out, ref
+
+
+def _run(*args):
+    return CliRunner().invoke(app, ["eval", *map(str, args)])
+
+
+def test_folders_end_to_end(tmp_path):
+    src, out, ref = _make_folders(tmp_path)
+    json_copy = tmp_path / "copy" / "m.json"
+    r = _run("--source", src, "--output", out, "--reference", ref, "--backbones", "tiny", "--metrics", "all",
+             "--json", json_copy)
+    assert r.exit_code == 0, r.output
+    rep = tmp_path / "out-eval"  # default: beside the output folder
+    data = json.loads((rep / "metrics.json").read_text())
+    assert json.loads(json_copy.read_text())["metrics"].keys() == data["metrics"].keys()
+    m = data["metrics"]
+    assert set(m) == {"fid", "kid", "dino_struct", "lpips", "color", "edges", "brightness"}
+    assert all(v["status"] == "ok" and np.isfinite(v["value"]) for v in m.values()), m
+    assert m["fid"]["policy"]["mode"] == "clean" and m["fid"]["policy"]["output_images"] == 5
+    assert m["fid"]["policy"]["reference_images"] == 5 and "299" in m["fid"]["policy"]["resize"]
+    assert "x100" in m["dino_struct"]["policy"]["scale"] and "k_proj" in m["dino_struct"]["policy"]["layer"]
+    assert m["dino_struct"]["value"] == pytest.approx(100 * m["dino_struct"]["extra"]["raw"])
+    assert m["brightness"]["extra"]["output"] < m["brightness"]["extra"]["source"]
+    assert m["color"]["value"] < m["color"]["extra"]["source"]  # darkened outputs are closer to the dark refs
+    c = data["counts"]
+    assert (c["pairs"], c["outputs_without_source"], c["resized_outputs"]) == (5, 1, 1)
+    assert c["non_image_files_skipped"] == {"source": 1, "output": 0, "reference": 1}
+    assert any("orphan.png" in w for w in data["warnings"])
+    assert data["ranking"]["metric"] == "dino_struct"
+    dinos = [it["dino_struct"] for it in data["items"]]
+    assert dinos == sorted(dinos)  # best first
+    assert {it["name"] for it in data["items"]} == {"sub/im0.png", "im1.png", "im2.png", "im3.png", "im4.png"}
+    html = (rep / "index.html").read_text()
+    assert "grid.png" in html and "DINO-Struct-Dist" in html
+    from PIL import Image
+
+    grid = Image.open(rep / "grid.png")
+    assert grid.height > 5 * 192  # five source|output rows
+    assert "FID vs reference" in r.output and "orphan.png" in r.output
+
+
+def test_offline_metric_reported_with_reason_others_still_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    src, out, ref = _make_folders(tmp_path)
+    rep = tmp_path / "rep"
+    r = _run("--source", src, "--output", out, "--reference", ref, "--report", rep,
+             "--metrics", "dino,edges,color,brightness", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    m = json.loads((rep / "metrics.json").read_text())["metrics"]
+    assert m["dino_struct"]["status"] == "unavailable" and "offline" in m["dino_struct"]["reason"]
+    assert m["dino_struct"]["value"] is None
+    for key in ("edges", "color", "brightness"):
+        assert m[key]["status"] == "ok" and m[key]["value"] is not None
+    data = json.loads((rep / "metrics.json").read_text())
+    assert data["ranking"]["metric"] == "edges_f1" and "unavailable" in data["ranking"]["note"]
+    assert "n/a" in r.output and "offline" in r.output
+    assert (rep / "grid.png").is_file()
+
+
+def _counting_backbones(calls: list[int]) -> Backbones:
+    nets = tiny_backbones({"fid", "kid"})
+    inner = nets.inception.fn
+
+    def fn(x):
+        calls.append(len(x))
+        return inner(x)
+
+    nets.inception = InceptionFeatures(fn, id=nets.inception.id)
+    return nets
+
+
+def test_reference_statistics_are_cached(tmp_path):
+    src, out, ref = _make_folders(tmp_path)
+    calls: list[int] = []
+    nets = _counting_backbones(calls)
+    first = api.evaluate_folders(src, out, ref, backbones=nets, metrics={"fid", "kid", "color"})
+    assert sum(calls) == 10  # 5 outputs + 5 references
+    assert first.counts["reference_cache"] == []
+    calls.clear()
+    second = api.evaluate_folders(src, out, ref, backbones=nets, metrics={"fid", "kid", "color"})
+    assert sum(calls) == 5  # only the outputs
+    assert second.counts["reference_cache"] == ["inception features", "colour statistics"]
+    for key in ("fid", "kid", "color"):
+        assert second.metric(key).value == pytest.approx(first.metric(key).value)
+    # Changing the reference folder invalidates the entry.
+    save_png(ref / "r_new.png", scene(seed=99))
+    calls.clear()
+    third = api.evaluate_folders(src, out, ref, backbones=nets, metrics={"fid"})
+    assert sum(calls) == 11 and third.counts["reference_images"] == 6
+
+
+def test_too_few_images_missing_reference_and_broken_backbone(tmp_path):
+    src, out = tmp_path / "s", tmp_path / "o"
+    save_png(src / "a.png", scene())
+    save_png(out / "a.png", scene(tint=(0, 20, 0)))
+    ref = tmp_path / "r"
+    save_png(ref / "x.png", scene(seed=3))
+    save_png(ref / "y.png", scene(seed=4))
+    nets = tiny_backbones({"fid", "kid"})
+    nets.dino = Unavailable("DINO-Struct-Dist: pretend it could not load")
+    rep = api.evaluate_folders(src, out, ref, backbones=nets, metrics={"fid", "kid", "dino", "edges"})
+    assert "at least 2 images" in rep.metric("fid").reason and "outputs: 1" in rep.metric("fid").reason
+    assert not rep.metric("kid").ok
+    assert rep.metric("dino_struct").reason == "DINO-Struct-Dist: pretend it could not load"
+    assert rep.metric("edges").ok
+    no_ref = api.evaluate_folders(src, out, None, backbones=nets, metrics={"fid", "color"})
+    assert "--reference" in no_ref.metric("fid").reason and "--reference" in no_ref.metric("color").reason
+
+
+def test_bad_inputs(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.txt").write_text("x")
+    src, out, ref = _make_folders(tmp_path)
+    r = _run("--source", empty, "--output", out, "--backbones", "tiny")
+    assert r.exit_code == 2 and "--source" in r.output and "no images" in r.output and "1 non-image" in r.output
+    other = tmp_path / "other"
+    save_png(other / "zzz.png", scene())
+    r = _run("--source", src, "--output", other, "--backbones", "tiny")
+    assert r.exit_code == 2 and "zzz.png" in r.output and "no output has a source partner" in r.output
+    r = _run("--source", src, "--output", out, "--metrics", "fid,bogus")
+    assert r.exit_code == 2 and "bogus" in r.output and "is not a metric" in r.output
+    r = _run("--source", src)
+    assert r.exit_code == 2 and "--output" in r.output
+    with pytest.raises(InputError, match="no such folder"):
+        api.evaluate_folders(tmp_path / "nope", out, backbones=Backbones())
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path):
+    src, out, ref = _make_folders(tmp_path)
+    (out / "im3.jpg").write_bytes(b"not really a jpeg")
+    (ref / "r0.png").write_bytes(b"\x89PNG broken")
+    rep = api.evaluate_folders(src, out, ref, backbones=tiny_backbones({"fid"}), metrics={"fid", "edges"})
+    assert rep.counts["pairs"] == 4 and rep.counts["unreadable_skipped"] == 2
+    assert rep.metric("fid").ok and rep.metric("fid").policy["reference_images"] == 4
+    assert any("im3.jpg" in w for w in rep.warnings)
+
+
+def _dataset(root: Path, n: int = 3, size: int = 32) -> Path:
+    for split, tint in (("test_A", (0, 0, 0)), ("test_B", (-20, -20, 10))):
+        for i in range(n):
+            save_png(root / split / f"{i:03d}.png", scene(size, size, shift=i % 3, tint=tint, seed=i))
+    return root
+
+
+def test_model_mode_cyclegan_both_directions(tmp_path, tiny_cyclegan):
+    ds = _dataset(tmp_path / "ds")
+    rep = tmp_path / "rep"
+    r = _run("--model", tiny_cyclegan, "--dataset", ds, "--report", rep, "--backbones", "tiny", "--device", "cpu",
+             "--max-images", "2", "--metrics", "fid,dino,edges,color")
+    assert r.exit_code == 0, r.output
+    data = json.loads((rep / "metrics.json").read_text())
+    assert data["kind"] == "model" and set(data["directions"]) == {"a2b", "b2a"}
+    for direction, other in (("a2b", "test_B"), ("b2a", "test_A")):
+        d = data["directions"][direction]
+        assert d["inputs"]["reference"].endswith(other) and d["counts"]["translated"] == 2
+        assert d["metrics"]["fid"]["status"] == "ok" and d["metrics"]["dino_struct"]["status"] == "ok"
+        assert len(list((rep / "translations" / direction).glob("*.png"))) == 2
+        assert (rep / f"grid-{direction}.png").is_file()
+    assert "a2b" in (rep / "index.html").read_text()
+
+
+def test_model_mode_needs_dataset(tmp_path):
+    r = _run("--model", "demo")
+    assert r.exit_code == 2 and "--dataset" in r.output

@@ -1,0 +1,183 @@
+"""`turbo eval`: how good is a translation? FID/KID (realism), DINO-Struct-Dist (structure kept), LPIPS, a colour
+distance and an edge agreement that need no weights, and temporal flicker for video. Writes a report folder."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from turbo_cli.cli.options import with_model_options
+from turbo_cli.errors import InputError
+from turbo_cli.models import ModelOptions
+
+PANEL = "Evaluation"
+
+
+def _default_report_dir(output: Path | None, model: str | None) -> Path:
+    """Beside what was evaluated: OUTPUT-eval/ (folder) or OUTPUT-stem-eval/ (video); eval-MODEL/ for a model."""
+    if output is not None:
+        name = output.stem if output.is_file() else output.name
+        return output.parent / f"{name or 'output'}-eval"
+    return Path.cwd() / f"eval-{Path(model or 'model').stem}"
+
+
+def _print_table(console, report, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("related")
+    table.add_column("notes", overflow="fold")
+    for m in report.metrics:
+        arrow = {"lower": " ↓", "higher": " ↑"}.get(m.better, "")
+        if m.ok:
+            # std is in the JSON; "output" repeats the value of the brightness row
+            related = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m.extra.items()
+                                if k != "std" and not (k == "output" and v == m.value))
+            note = m.policy.get("note", "")
+            table.add_row(m.label + arrow, f"{m.value:.4g}", related, note)
+        else:
+            table.add_row(m.label + arrow, "[red]n/a[/red]", "", f"[red]{m.reason}[/red]")
+    console.print(table)
+    counts = report.counts
+    if report.kind in ("folders", "model"):
+        skipped = sum(counts.get("non_image_files_skipped", {}).values())
+        console.print(f"{counts['pairs']} pairs, {counts['reference_images']} reference images"
+                      + (f", {skipped} non-image files skipped" if skipped else "")
+                      + (f" (reference statistics from cache: {', '.join(counts['reference_cache'])})"
+                         if counts.get("reference_cache") else ""))
+    else:
+        console.print(f"{counts['frames']} frames, {counts['sampled_frames']} sampled for the per-frame metrics")
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+class _Progress:
+    """rich progress bars for the API's (stage, done, total) callback."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=True)
+        self.tasks: dict[str, int] = {}
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+        return False
+
+
+@with_model_options
+def eval_command(
+    source: Annotated[Optional[Path], typer.Option(
+        "--source", "-s", rich_help_panel=PANEL, help="Input images (folder) or input video (file).")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", rich_help_panel=PANEL,
+        help="Translated images (folder; paired with --source by relative path, any extension) or video.")] = None,
+    reference: Annotated[Optional[Path], typer.Option(
+        "--reference", "-r", rich_help_panel=PANEL,
+        help="Real images of the target domain (folder), for FID, KID and the colour distance.")] = None,
+    dataset: Annotated[Optional[Path], typer.Option(
+        rich_help_panel=PANEL, help="With --model: a dataset folder; its test split is translated and evaluated "
+                                    "(both directions for CycleGAN models).")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        rich_help_panel=PANEL, help="Report folder (index.html, grid.png, metrics.json); default: beside --output "
+                                    "(OUTPUT-eval/), or eval-MODEL/ for --model.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option(
+        "--json", rich_help_panel=PANEL, help="Also write metrics.json here.")] = None,
+    metrics: Annotated[Optional[str], typer.Option(
+        rich_help_panel=PANEL,
+        help="Comma list. Images: fid,kid,dino,lpips,color,edges,brightness (default: all but lpips). "
+             "Video: flicker,dino,lpips,edges,brightness (default: all but lpips). 'all' for everything.")] = None,
+    weights_dir: Annotated[Optional[Path], typer.Option(
+        rich_help_panel=PANEL, help="Local metric weights (air-gapped): inception-2015-12-05.pt, dino-vitb8/ "
+                                    "(transformers folder), vgg16-397923af.pth.")] = None,
+    max_images: Annotated[Optional[int], typer.Option(
+        min=1, rich_help_panel=PANEL, help="Evaluate at most N pairs (and N reference images); video: frames "
+                                           "sampled for DINO/LPIPS/edges (default 32).")] = None,
+    flow: Annotated[str, typer.Option(
+        rich_help_panel=PANEL, help="Video: optical flow for flicker, dis | farneback.")] = "dis",
+    max_frames: Annotated[Optional[int], typer.Option(
+        min=2, rich_help_panel=PANEL, help="Video: read at most N frames of each video.")] = None,
+    backbones: Annotated[str, typer.Option(
+        hidden=True, help="real | tiny (tiny random networks: offline tests only, meaningless numbers)")] = "real",
+    *,
+    model_options: ModelOptions,
+) -> None:
+    """Evaluate translated images, a translated video, or a model on a dataset's test split.
+
+    \b
+    turbo eval --source photos/ --output photos-night/ --reference night-refs/
+    turbo eval --source day.mp4 --output night.mp4
+    turbo eval --model day_to_night --dataset my_day2night/
+    """
+    from rich.console import Console
+
+    from turbo_cli.eval import api
+    from turbo_cli.eval.backbones import load_backbones, tiny_backbones
+    from turbo_cli.eval.flicker import FLOW_METHODS
+    from turbo_cli.eval.folders import is_video_path
+    from turbo_cli.eval.report import write_report
+
+    console = Console()
+    model_mode = model_options.model is not None or dataset is not None
+    if model_mode:
+        if dataset is None:
+            raise InputError("--model needs --dataset DIR (a folder with test_A/ and test_B/)")
+        if model_options.model is None and model_options.direction is None:
+            raise InputError("--dataset needs --model NAME|PATH")
+        if source is not None or output is not None:
+            raise InputError("--model/--dataset evaluate a model; --source/--output evaluate existing outputs: "
+                             "use one or the other")
+    elif source is None or output is None:
+        raise InputError("pass --source and --output (folders or videos), or --model and --dataset")
+    video = not model_mode and is_video_path(source)
+    if video and not output.is_file():
+        raise InputError(f"--output {output}: --source is a video, so --output must be a video file too")
+    allowed = api.VIDEO_METRICS if video else api.FOLDER_METRICS
+    default = api.DEFAULT_VIDEO_METRICS if video else api.DEFAULT_FOLDER_METRICS
+    chosen = api.parse_metrics(metrics, allowed, default)
+    if flow not in FLOW_METHODS:
+        raise InputError(f"--flow {flow}: use one of {', '.join(FLOW_METHODS)}")
+    if backbones not in ("real", "tiny"):
+        raise InputError(f"--backbones {backbones}: use real or tiny")
+    if weights_dir is not None and not weights_dir.is_dir():
+        raise InputError(f"--weights-dir {weights_dir}: no such folder")
+
+    with console.status("loading metric networks ..."):
+        nets = tiny_backbones(chosen) if backbones == "tiny" else load_backbones(chosen, weights_dir,
+                                                                                 model_options.device)
+    report_dir = report or _default_report_dir(output, model_options.model or model_options.direction)
+    with _Progress(console) as progress:
+        if model_mode:
+            results = api.evaluate_model(model_options, dataset, report_dir, backbones=nets, metrics=chosen,
+                                         max_images=max_images, progress=progress)
+        elif video:
+            results = [("video", api.evaluate_video(source, output, backbones=nets, metrics=chosen,
+                                                    max_samples=max_images or 32, flow=flow, max_frames=max_frames,
+                                                    progress=progress))]
+        else:
+            results = [("folders", api.evaluate_folders(source, output, reference, backbones=nets, metrics=chosen,
+                                                        max_images=max_images, progress=progress))]
+    if model_mode:
+        paths = write_report([r for _, r in results], report_dir, names=[d for d, _ in results], json_path=json_path)
+    else:
+        paths = write_report(results[0][1], report_dir, json_path=json_path)
+    for name, r in results:
+        title = f"turbo eval: {name}" if model_mode else f"turbo eval ({r.kind})"
+        _print_table(console, r, title)
+    console.print(f"report: {paths['html']}  ·  metrics: {paths['json']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
