@@ -36,6 +36,22 @@ SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linea
                  set_alpha_to_one=False)
 
 
+# Full SD-Turbo architecture (SD 2.1 UNet, SD VAE, OpenCLIP-H text tower), for benchmarks with random weights.
+SD_TURBO_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3, cross_attention_dim=1024,
+    attention_head_dim=(5, 10, 20, 20), use_linear_projection=True, norm_num_groups=32,
+)
+SD_TURBO_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32,
+    sample_size=768, scaling_factor=0.18215,
+)
+SD_TURBO_TEXT = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
+                     max_position_embeddings=77, hidden_act="gelu", projection_dim=1024)
+
+
 def _bytes_to_unicode() -> list[str]:
     """CLIP's byte -> printable-unicode table (the alphabet of its BPE)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
@@ -62,8 +78,11 @@ def write_tiny_tokenizer(folder: Path) -> None:
         "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "!"}))
 
 
-def build_tiny_base(folder: str | Path, seed: int = 0) -> Path:
-    """Save a tiny random SD-Turbo-shaped model in the SD-Turbo folder layout. Same seed, same weights."""
+def build_tiny_base(folder: str | Path, seed: int = 0, full_size: bool = False) -> Path:
+    """Save a tiny random SD-Turbo-shaped model in the SD-Turbo folder layout. Same seed, same weights.
+
+    `full_size=True` saves the real SD-Turbo architecture with random weights instead (benchmarks; ~5 GB).
+    """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -71,10 +90,10 @@ def build_tiny_base(folder: str | Path, seed: int = 0) -> Path:
     write_tiny_tokenizer(folder / "tokenizer")
     vocab = len(json.loads((folder / "tokenizer" / "vocab.json").read_text()))
     torch.manual_seed(seed)
-    UNet2DConditionModel(**TINY_UNET).save_pretrained(folder / "unet")
-    AutoencoderKL(**TINY_VAE).save_pretrained(folder / "vae")
+    UNet2DConditionModel(**(SD_TURBO_UNET if full_size else TINY_UNET)).save_pretrained(folder / "unet")
+    AutoencoderKL(**(SD_TURBO_VAE if full_size else TINY_VAE)).save_pretrained(folder / "vae")
     text_cfg = CLIPTextConfig(vocab_size=vocab, bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=0,
-                              **TINY_TEXT)
+                              **(SD_TURBO_TEXT if full_size else TINY_TEXT))
     CLIPTextModel(text_cfg).save_pretrained(folder / "text_encoder")
     DDPMScheduler.from_config(SCHEDULER).save_pretrained(folder / "scheduler")
     (folder / "model_index.json").write_text(json.dumps({
