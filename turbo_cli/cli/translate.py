@@ -34,7 +34,8 @@ def translate(
     print_summary_table("translate", [
         ("images found", summary.total), ("translated", summary.done), ("skipped (already done)", summary.skipped),
         ("failed", len(summary.failed)), ("images/s (end to end)", f"{summary.images_per_second:.2f}"),
-        ("images/s (model only)", f"{summary.model_images_per_second:.2f}"), ("output", str(output))])
+        ("images/s (model only)", f"{summary.model_images_per_second:.2f}"), ("processes", summary.processes),
+        ("output", str(output))])
     for path, reason in summary.failed[:20]:
         console.print(f"[red]failed[/red] {reason}" if path in reason else f"[red]failed[/red] {path}: {reason}")
     if summary.failed:

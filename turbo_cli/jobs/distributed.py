@@ -50,7 +50,9 @@ def gather(obj, rank: Rank) -> list:
     from accelerate import PartialState
     from accelerate.utils import gather_object
 
-    PartialState()  # initialises the process group (gloo on CPU, nccl on GPUs)
+    import torch
+
+    PartialState(cpu=not torch.cuda.is_available())  # the process group: nccl on GPUs, gloo on the CPU
     return gather_object([obj])
 
 
@@ -73,8 +75,13 @@ def relaunch(num_processes: int, verb: str, device: str) -> int:
         cleaned.append(arg)
     import torch
 
-    cpu = device == "cpu" or not torch.cuda.is_available()
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               *(["--cpu"] if cpu else ["--multi_gpu"]), "-m", "turbo_cli", *cleaned]
-    return subprocess.call(command)
+    env = dict(os.environ)
+    if device == "cpu" or not torch.cuda.is_available():
+        # accelerate's --cpu starts ONE process unless MPI is set up; --multi_gpu goes through torchrun and, with
+        # no visible GPU, each process runs on the CPU with the gloo backend.
+        env["CUDA_VISIBLE_DEVICES"] = ""
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num_processes)))
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+               str(num_processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "turbo_cli", *cleaned]
+    return subprocess.call(command, env=env)

@@ -30,6 +30,7 @@ class TranslateSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     seconds: float = 0.0
     model_seconds: float = 0.0
+    processes: int = 1
 
     @property
     def images_per_second(self) -> float:
@@ -43,7 +44,7 @@ class TranslateSummary:
         """Totals across processes; wall time is the slowest process's."""
         return TranslateSummary(self.total + other.total, self.done + other.done, self.skipped + other.skipped,
                                 self.failed + other.failed, max(self.seconds, other.seconds),
-                                max(self.model_seconds, other.model_seconds))
+                                max(self.model_seconds, other.model_seconds), self.processes + other.processes)
 
 
 def plan(input: str | Path, output_dir: str | Path, fmt: str | None = None, overwrite: bool = False,
