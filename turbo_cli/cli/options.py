@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from typing import Annotated, Optional
 
 import typer
@@ -56,7 +57,11 @@ MODEL_OPTION_NAMES = [name for name, _, _ in _MODEL_PARAMS]
 def with_model_options(command):
     """Decorator: append the model options to `command`'s CLI signature; it receives `model_options=ModelOptions`."""
     signature = inspect.signature(command)
-    own = [p for p in signature.parameters.values() if p.name != "model_options"]
+    # Resolve string annotations (`from __future__ import annotations`) in the command's own module, so its
+    # Annotated help texts survive being re-declared on the wrapper.
+    hints = typing.get_type_hints(command, include_extras=True)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+           if p.name != "model_options"]
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
              for name, annotation, default in _MODEL_PARAMS]
 

@@ -159,7 +159,9 @@ class Translator:
         x = torch.from_numpy(np.ascontiguousarray(frames))
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
-        x = x.permute(0, 3, 1, 2).to(torch.float32) / 255
+        # contiguous NCHW: a permuted (channels_last-strided) batch makes CPU GroupNorm depend on a frame's position
+        # in the batch (±1 level), which would flicker a still scene.
+        x = x.permute(0, 3, 1, 2).contiguous().to(torch.float32) / 255
         out = self.translate_tensor(x)
         # x * 255 truncated, as the original's ToPILImage does, so saved images match it.
         result = (out * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -1,0 +1,102 @@
+"""`turbo video INPUT OUTPUT`: translate a video (or a folder of videos) frame by frame, audio and timing kept."""
+
+# No `from __future__ import annotations`: typer reads these Annotated options through the
+# with_model_options wrapper, whose globals are options.py's, so string annotations would lose their help.
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from turbo_cli.cli.options import with_model_options
+from turbo_cli.cli.ui import console, print_summary_table
+from turbo_cli.errors import InputError
+
+PANEL = "Video"
+
+
+def parse_time(text: str | None, option: str) -> float | None:
+    """Seconds from '90', '90.5', '1:30' or '00:01:30.5'."""
+    if text is None:
+        return None
+    if not re.fullmatch(r"(\d+:){0,2}\d+(\.\d*)?", text.strip()):
+        raise InputError(f"{option} {text}: expected seconds (90.5) or [HH:]MM:SS[.ms]")
+    seconds = 0.0
+    for part in text.strip().split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """None for 'keep', else (width, height) from 'WxH'."""
+    if text.lower() == "keep":
+        return None
+    m = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    if not m or int(m.group(1)) < 2 or int(m.group(2)) < 2:
+        raise InputError(f"--size {text}: expected keep or WIDTHxHEIGHT (e.g. 1280x720)")
+    return int(m.group(1)), int(m.group(2))
+
+
+@with_model_options
+def video(
+    input: Annotated[Path, typer.Argument(help="A video file, or a folder of videos (searched recursively).")],
+    output: Annotated[Path, typer.Argument(
+        help="Output video file (its suffix picks the container: .mp4, .mkv, .mov), or a folder when INPUT is.")],
+    codec: Annotated[str, typer.Option(
+        rich_help_panel=PANEL, help="Video encoder: libx264, libx265, libvpx-vp9, libsvtav1, or a hardware one "
+        "(h264_nvenc, hevc_nvenc, ...) when FFmpeg and the machine have it.")] = "libx264",
+    crf: Annotated[int, typer.Option(
+        min=0, max=63, rich_help_panel=PANEL, help="Constant quality (lower = better, bigger); 18 is visually "
+        "lossless for libx264.")] = 18,
+    pix_fmt: Annotated[str, typer.Option(
+        "--pix-fmt", rich_help_panel=PANEL, help="Output pixel format; yuv420p plays everywhere (odd sizes are "
+        "padded by one pixel), yuv444p keeps full colour and exact odd sizes.")] = "yuv420p",
+    preset: Annotated[Optional[str], typer.Option(
+        rich_help_panel=PANEL, help="Encoder speed preset (libx264: ultrafast ... veryslow; default medium).")] = None,
+    audio: Annotated[str, typer.Option(
+        rich_help_panel=PANEL, help="copy: keep the input's audio (remuxed untouched, or re-encoded to AAC if the "
+        "output container refuses its codec) | drop.")] = "copy",
+    start: Annotated[Optional[str], typer.Option(
+        rich_help_panel=PANEL, help="Start time in the input (seconds or [HH:]MM:SS[.ms]).")] = None,
+    end: Annotated[Optional[str], typer.Option(
+        rich_help_panel=PANEL, help="End time in the input, exclusive.")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(
+        min=1, rich_help_panel=PANEL, help="Stop after this many frames.")] = None,
+    size: Annotated[str, typer.Option(
+        rich_help_panel=PANEL, help="Output size WxH, or keep (the input's; the model still runs at its own size "
+        "and the result is resized back).")] = "keep",
+    overwrite: Annotated[bool, typer.Option(rich_help_panel=PANEL, help="Replace an existing OUTPUT.")] = False,
+    *, model_options,
+) -> None:
+    """Translate videos: decoding, the model and encoding run overlapped; frames, timestamps, audio, rotation kept."""
+    from turbo_cli.io.video import EncodeSettings
+    from turbo_cli.jobs.video import VideoJobOptions, run_video
+
+    options = VideoJobOptions(
+        encode=EncodeSettings(codec=codec, crf=crf, pix_fmt=pix_fmt, preset=preset, audio=audio),
+        start=parse_time(start, "--start"),
+        end=parse_time(end, "--end"),
+        max_frames=max_frames,
+        size=parse_size(size),
+        overwrite=overwrite,
+        batch_size=model_options.batch_size,
+    )
+
+    def note(message: str) -> None:
+        console.print(f"[yellow]note[/yellow] {message}", highlight=False)
+
+    def report(r) -> None:
+        print_summary_table(f"video: {r.input.name}", [
+            ("frames", f"{r.frames_out}" + (f" of {r.expected_frames} expected" if r.expected_frames
+                                            and r.expected_frames != r.frames_out else "")),
+            ("duration", f"{r.duration:.2f} s"),
+            ("frames/s (end to end)", f"{r.fps:.2f}"),
+            ("frames/s (model only)", f"{r.model_fps:.2f}"),
+            ("output", str(r.output)),
+        ])
+
+    run_video(input, output, model_options, options, console=console, notice=note, on_result=report)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("video")(video)
