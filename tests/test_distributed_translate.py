@@ -95,3 +95,25 @@ def test_killed_rank_then_resume_with_one_process(tmp_path, tiny_cyclegan):
     assert len(files) == 60 and not [p for p in files if p.name.startswith(".") or p.suffix == ".tmp"]
     for p in files:  # every file is a complete, decodable image
         assert np.asarray(Image.open(p)).shape == (32, 32, 3)
+
+
+def test_folder_of_videos_over_two_processes(tmp_path, tiny_cyclegan):
+    """A whole video per process; every video once; a re-run skips what exists."""
+    from tests._video_helpers import make_video
+    from turbo_cli.io.video import probe
+
+    src, out = tmp_path / "videos", tmp_path / "out"
+    (src / "b").mkdir(parents=True)
+    names = ["a.mp4", "b/c.mp4", "d.mp4"]
+    for i, name in enumerate(names):
+        make_video(src / name, frames=4 + i, size=(32, 32))
+    command = [sys.executable, "-m", "turbo_cli", "video", str(src), str(out), "--model", str(tiny_cyclegan),
+               "--device", "cpu", "--num-processes", "2"]
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for i, name in enumerate(names):
+        assert probe(out / name).frames == 4 + i
+    stamps = {n: (out / n).stat().st_mtime_ns for n in names}
+    again = subprocess.run(command, env=ENV, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {n: (out / n).stat().st_mtime_ns for n in names} == stamps  # resumed: nothing redone

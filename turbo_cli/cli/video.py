@@ -66,6 +66,9 @@ def video(
         rich_help_panel=PANEL, help="Output size WxH, or keep (the input's; the model still runs at its own size "
         "and the result is resized back).")] = "keep",
     overwrite: Annotated[bool, typer.Option(rich_help_panel=PANEL, help="Replace an existing OUTPUT.")] = False,
+    num_processes: Annotated[int, typer.Option(
+        min=1, rich_help_panel=PANEL, help="Folder of videos: spread them over N processes on this machine "
+        "(accelerate launch; a whole video per process, one GPU each).")] = 1,
     *, model_options,
 ) -> None:
     """Translate videos: decoding, the model and encoding run overlapped; frames, timestamps, audio, rotation kept."""
@@ -95,7 +98,8 @@ def video(
             ("output", str(r.output)),
         ])
 
-    run_video(input, output, model_options, options, console=console, notice=note, on_result=report)
+    run_video(input, output, model_options, options, console=console, notice=note, on_result=report,
+              num_processes=num_processes)
 
 
 def register(app: typer.Typer) -> None:

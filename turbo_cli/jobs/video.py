@@ -379,11 +379,16 @@ def translate_videos(
     progress: Progress | None = None,
     notice: Callable[[str], None] | None = None,
     on_result: Callable[[VideoResult], None] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    failures: list[str] | None = None,
 ) -> list[VideoResult]:
     """INPUT file -> OUTPUT file, or INPUT folder -> OUTPUT folder mirroring relative names.
 
     In folder mode a bad or truncated video does not stop the others; the failures are raised together at the
-    end (one line each, first line summarising).
+    end (one line each, first line summarising) — or, when a `failures` list is given, appended to it. Outputs
+    that exist are skipped unless overwrite (so a re-run resumes); with several processes each takes the videos
+    at positions rank, rank + world_size, ... of the sorted list (a whole video per process).
     """
     input, output = Path(input), Path(output)
     if not input.exists():
@@ -404,9 +409,15 @@ def translate_videos(
     videos = [p for p in discover_videos(input) if not _is_inside(p, output)]
     if not videos:
         raise InputError(f"{input}: no videos found ({', '.join(VIDEO_SUFFIXES)})")
-    results, failures = [], []
-    for src in videos:
+    raise_at_end = failures is None
+    results, failures = [], ([] if failures is None else failures)
+    o = options or VideoJobOptions()
+    for src in videos[rank::world_size]:
         dst = output / src.relative_to(input)
+        if dst.exists() and not o.overwrite:  # written atomically: an existing output is complete
+            if notice is not None:
+                notice(f"skipped {dst}: exists (use --overwrite to redo it)")
+            continue
         try:
             result = translate_video(src, dst, translator, options, progress=progress, notice=notice)
         except InputError as e:  # one bad video does not stop the folder
@@ -419,7 +430,7 @@ def translate_videos(
         results.append(result)
         if on_result is not None:
             on_result(result)
-    if failures:
+    if failures and raise_at_end:
         raise InputError(f"{len(failures)} of {len(videos)} videos failed: " + " | ".join(failures))
     return results
 
@@ -497,14 +508,45 @@ def check_paths(input: Path, output: Path, options: VideoJobOptions) -> None:
 
 def run_video(input: str | Path, output: str | Path, model_options, options: VideoJobOptions, *,
               console=None, notice: Callable[[str], None] | None = None,
-              on_result: Callable[[VideoResult], None] | None = None) -> list[VideoResult]:
-    """The whole `turbo video`: check paths and settings, load the model once, translate file or folder."""
+              on_result: Callable[[VideoResult], None] | None = None, num_processes: int = 1) -> list[VideoResult]:
+    """The whole `turbo video`: check paths and settings, load the model once, translate file or folder;
+    or spread a folder over processes (`--num-processes N`, or a run started by `accelerate launch`)."""
     from turbo_cli.io.video import check_settings
     from turbo_cli.models import build_translator
+
+    from turbo_cli.jobs.distributed import current_rank, device_for, gather, relaunch
 
     input, output = Path(input), Path(output)
     check_settings(options.encode)
     check_paths(input, output, options)
+    rank = current_rank()
+    if num_processes > 1 and rank.world_size == 1:
+        if not input.is_dir():
+            raise InputError("--num-processes: spreading work over processes needs a folder of videos as INPUT")
+        code = relaunch(num_processes, "video", model_options.device)
+        if code != 0:
+            raise TurboError(f"the {num_processes} video processes ended with exit code {code}")
+        return []
+    if rank.world_size == 1:
+        translator = build_translator(model_options)
+        return translate_videos(input, output, translator, options, progress=RichProgress(console), notice=notice,
+                                on_result=on_result)
+    # One process of a launched run: a whole video per process, one GPU each; rank 0 reports the totals.
+    if not input.is_dir():
+        raise InputError(f"{input}: a multi-process run needs a folder of videos as INPUT")
+    model_options.device = device_for(rank, model_options.device)
     translator = build_translator(model_options)
-    return translate_videos(input, output, translator, options, progress=RichProgress(console), notice=notice,
-                            on_result=on_result)
+    failures: list[str] = []
+    results = translate_videos(input, output, translator, options, notice=notice if rank.is_main else None,
+                               rank=rank.rank, world_size=rank.world_size, failures=failures)
+    everything = gather((results, failures), rank)
+    if not rank.is_main:
+        return []
+    all_results = [r for rs, _ in everything for r in rs]
+    all_failures = [f for _, fs in everything for f in fs]
+    for result in all_results:
+        if on_result is not None:
+            on_result(result)
+    if all_failures:
+        raise InputError(f"{len(all_failures)} videos failed: " + " | ".join(all_failures))
+    return all_results
