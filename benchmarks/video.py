@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from turbo_cli.io.video import EncodeSettings, VideoWriter, iter_rgb, probe  # noqa: E402
-from turbo_cli.jobs.video import VideoJobOptions, translate_video  # noqa: E402
+from turbo_cli.jobs.video import VideoJobOptions, fit_codec_threads, translate_video  # noqa: E402
 
 GOAL = 1.15
 
@@ -181,8 +181,9 @@ def main() -> None:
 
     e2e_s, model_s, inside_s = [], [], []
     for r in range(args.repeats):
-        result = translate_video(clip, work / f"out{r}.mp4", translator,
-                                 VideoJobOptions(encode=settings, batch_size=batch, overwrite=True))
+        job = VideoJobOptions(encode=settings, batch_size=batch, overwrite=True)
+        fit_codec_threads(job, translator)  # what `turbo video` does: codec threads fitted to the model's device
+        result = translate_video(clip, work / f"out{r}.mp4", translator, job)
         assert result.frames_out == len(frames), (result.frames_out, len(frames))
         e2e_s.append(result.wall_s)
         inside_s.append(result.model_s)

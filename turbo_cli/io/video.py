@@ -243,8 +243,11 @@ def read_frames(
     start: float | None = None,
     end: float | None = None,
     max_frames: int | None = None,
+    threads: int = 0,
 ) -> Iterator[Frame]:
     """Yield the frames of the first video stream with time in [start, end) seconds, at most max_frames.
+
+    `threads`: decoder threads; 0 lets FFmpeg choose (frame + slice threads).
 
     A file that ends early still yields every frame that decodes, then raises TruncatedVideoError saying
     how many frames were expected and how many decoded.
@@ -255,12 +258,12 @@ def read_frames(
     default_step = max(1, round(1 / (float(info.average_rate) * tb))) if info.average_rate else 1
     frame_s = 1 / float(info.average_rate) if info.average_rate else 0.1
     with contextlib.ExitStack() as stack:
-        container, stream, stats, decoded = _start_decoding(path, info, start, stack)
+        container, stream, stats, decoded = _start_decoding(path, info, start, stack, threads)
         first = next(decoded, None)
         if start is not None and start > 0 and (first is None or _seconds(first, tb, info) > start + 1.5 * frame_s):
             # The seek overshot (MPEG-TS and files without an index seek by bytes): decode from the top instead.
             stack.close()
-            container, stream, stats, decoded = _start_decoding(path, info, None, stack)
+            container, stream, stats, decoded = _start_decoding(path, info, None, stack, threads)
             first = next(decoded, None)
         n = 0
         last_pts: int | None = None
@@ -292,11 +295,11 @@ def _seconds(frame: av.VideoFrame, tb: Fraction, info: VideoInfo) -> float:
     return float(frame.pts * tb) - info.start_time if frame.pts is not None else 0.0
 
 
-def _start_decoding(path: Path, info: VideoInfo, start: float | None, stack: contextlib.ExitStack):
+def _start_decoding(path: Path, info: VideoInfo, start: float | None, stack: contextlib.ExitStack, threads: int = 0):
     """Open the file (closed by `stack`), seek to the keyframe at or before `start`, return a frame iterator."""
     container = stack.enter_context(_open_input(path))
     stream = _video_stream(container, path)
-    stream.thread_type = "AUTO"  # frame + slice threads: decoding is then rarely the bottleneck
+    _set_threads(stream, threads)
     if start is not None and start > 0:
         try:
             container.seek(int((start + info.start_time) / info.time_base), stream=stream, backward=True)
@@ -365,6 +368,16 @@ class EncodeSettings:
     preset: str | None = None  # encoder speed preset (libx264's default "medium" when None)
     audio: str = "copy"  # "copy": remux the input's audio (re-encode to AAC if the container refuses it); "drop"
     options: dict[str, str] = field(default_factory=dict)  # extra encoder options, passed through to FFmpeg
+    threads: int = 0  # encoder threads; 0 lets FFmpeg choose
+
+
+def _set_threads(stream, threads: int) -> None:
+    """0: FFmpeg's frame + slice threads (codecs are then rarely the bottleneck). A fixed count keeps codec threads
+    from competing with a CPU model for the same cores (OpenMP threads slow down badly when oversubscribed)."""
+    if threads:
+        stream.thread_count = threads
+    else:
+        stream.thread_type = "AUTO"
 
 
 def check_settings(s: EncodeSettings) -> None:
@@ -494,7 +507,7 @@ class VideoWriter:
         # Timestamps are the caller's (the input's): same time base for the encoder and the stream.
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
-        stream.thread_type = "AUTO"
+        _set_threads(stream, s.threads)
         if rotation:
             stream.set_display_rotation(rotation)
         self.stream = stream
