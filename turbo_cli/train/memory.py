@@ -20,20 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# Shapes of stabilityai/sd-turbo (SD 2.1 architecture).
-SD_TURBO_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True, norm_num_groups=32,
-)
-SD_TURBO_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32,
-    sample_size=768, scaling_factor=0.18215,
-)
-SD_TURBO_TEXT = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
-                     max_position_embeddings=77, hidden_act="gelu", projection_dim=512)
+from turbo_cli.engine.tiny import SD_TURBO_TEXT, SD_TURBO_UNET, SD_TURBO_VAE  # noqa: E402  (one source of shapes)
+
 CLIP_B32_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                        image_size=224, patch_size=32, projection_dim=512)
 TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=8, num_attention_heads=2, image_size=32,
