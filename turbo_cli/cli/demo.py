@@ -35,7 +35,7 @@ def demo(
     _print_table(console, result.report, "turbo eval: day clip -> night clip")
     clip_note = "made" if result.made_clip else "reused"
     console.print(f"input video  ({clip_note}): {result.clip}")
-    console.print(f"output video:        {result.output}   ({result.frames} frames, {result.video_seconds:.1f} s)")
+    console.print(f"output video:        {result.output}   ({result.frames} frames; translated in {result.video_seconds:.1f} s)")
     console.print(f"report:              {result.report_html}   (metrics: {result.report_json})")
 
 
