@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from turbo_cli.errors import TurboError
 
@@ -85,3 +87,31 @@ def relaunch(num_processes: int, verb: str, device: str) -> int:
                str(num_processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "turbo_cli", *cleaned]
     return subprocess.call(command, env=env)
+
+
+class OutputMonitor:
+    """Rank 0's merged progress bar in a multi-process run: it watches every shard's outputs appear on disk.
+
+    The shards are deterministic, so rank 0 knows every process's outputs; outputs are written atomically, so an
+    existing one is complete. No communication between processes is needed.
+    """
+
+    def __init__(self, outputs: list[Path], unit: str, description: str):
+        from turbo_cli.progress import Bar
+
+        self.pending = set(outputs)
+        self.stopped = threading.Event()
+        self.bar = Bar(len(self.pending), unit, description).__enter__()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="turbo-progress")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(0.5):
+            done = {p for p in self.pending if p.exists()}
+            self.pending -= done
+            self.bar.advance(len(done))
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self.bar.__exit__(None, None, None)

@@ -172,7 +172,7 @@ def run_translate(input, output, model_options, *, fmt=None, overwrite=False, wo
 
     Returns the summary (merged across processes) on rank 0, None on other ranks.
     """
-    from turbo_cli.jobs.distributed import current_rank, device_for, gather, relaunch
+    from turbo_cli.jobs.distributed import OutputMonitor, current_rank, device_for, gather, relaunch
     from turbo_cli.models import build_translator
 
     rank = current_rank()
@@ -186,8 +186,11 @@ def run_translate(input, output, model_options, *, fmt=None, overwrite=False, wo
         translator = _NothingToDo()  # everything is done already: don't spend seconds loading the model
     else:
         translator = build_translator(model_options)
-    monitor = _FolderMonitor(input, output, fmt, overwrite, rank.world_size) if (
-        rank.world_size > 1 and rank.is_main and progress) else None
+    monitor = None
+    if rank.world_size > 1 and rank.is_main and progress:  # one bar for all processes, on rank 0
+        every_shard = [out for r in range(rank.world_size)
+                       for _, out in plan(input, output, fmt, overwrite, r, rank.world_size)[0]]
+        monitor = OutputMonitor(every_shard, "img", "translating (all processes)")
     try:
         summary = translate_folder(input, output, translator, fmt=fmt, overwrite=overwrite, workers=workers,
                                    progress=progress and monitor is None, rank=rank.rank,
@@ -209,31 +212,3 @@ class _NothingToDo:
 
     class stats:
         model_seconds = 0.0
-
-
-class _FolderMonitor:
-    """Rank 0's merged progress bar in a multi-process run: it watches every shard's outputs appear on disk
-    (the shards are deterministic, so rank 0 knows them all), which needs no communication between processes."""
-
-    def __init__(self, input, output, fmt, overwrite, world_size: int):
-        pending = []
-        for r in range(world_size):
-            pending += [out for _, out in plan(input, output, fmt, overwrite, r, world_size)[0]]
-        self.pending = set(pending)
-        self.stopped = threading.Event()
-        self.bar = Bar(len(self.pending), "img", "translating (all processes)")
-        self.thread = threading.Thread(target=self._run, daemon=True, name="turbo-progress")
-        self.bar.__enter__()
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopped.wait(0.5):
-            done = {p for p in self.pending if is_complete_output(p)}
-            self.pending -= done
-            for _ in done:
-                self.bar.advance()
-
-    def stop(self):
-        self.stopped.set()
-        self.thread.join()
-        self.bar.__exit__(None, None, None)

@@ -524,7 +524,7 @@ def run_video(input: str | Path, output: str | Path, model_options, options: Vid
     from turbo_cli.io.video import check_settings
     from turbo_cli.models import build_translator
 
-    from turbo_cli.jobs.distributed import current_rank, device_for, gather, relaunch
+    from turbo_cli.jobs.distributed import OutputMonitor, current_rank, device_for, gather, relaunch
 
     input, output = Path(input), Path(output)
     check_settings(options.encode)
@@ -549,8 +549,17 @@ def run_video(input: str | Path, output: str | Path, model_options, options: Vid
     translator = build_translator(model_options)
     fit_codec_threads(options, translator)
     failures: list[str] = []
-    results = translate_videos(input, output, translator, options, notice=notice if rank.is_main else None,
-                               rank=rank.rank, world_size=rank.world_size, failures=failures)
+    monitor = None
+    if rank.is_main:  # one bar (videos done) for all processes
+        todo = [output / v.relative_to(input) for v in discover_videos(input) if not _is_inside(v, output)]
+        monitor = OutputMonitor([p for p in todo if options.overwrite or not p.exists()], "video",
+                                "translating videos (all processes)")
+    try:
+        results = translate_videos(input, output, translator, options, notice=notice if rank.is_main else None,
+                                   rank=rank.rank, world_size=rank.world_size, failures=failures)
+    finally:
+        if monitor is not None:
+            monitor.stop()
     everything = gather((results, failures), rank)
     if not rank.is_main:
         return []
