@@ -17,13 +17,7 @@ from turbo_cli.eval import metrics as M
 from turbo_cli.io import synth
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A tiny model on a shared 2-core CPU: one intra-op thread avoids OpenMP spin-waiting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests._train_helpers import one_thread  # noqa: E402,F401  (autouse: one intra-op thread)
 
 
 @pytest.fixture(scope="module")

@@ -22,14 +22,14 @@ class Bar:
     """`with Bar(total, "img", "translating") as bar: bar.advance(n)`; a no-op when disabled."""
 
     def __init__(self, total: int | None, unit: str = "it", description: str = "", enabled: bool = True,
-                 extra: TextColumn | None = None):
+                 extra: TextColumn | None = None, console: Console | None = None):
         self.enabled = enabled
         if enabled:
             columns = [TextColumn(description), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
                        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
             if extra is not None:
                 columns.append(extra)
-            self.progress = Progress(*columns, console=Console(stderr=True))
+            self.progress = Progress(*columns, console=console or Console(stderr=True))
             self.task = self.progress.add_task(description, total=total)
 
     def __enter__(self) -> "Bar":
@@ -40,6 +40,12 @@ class Bar:
     def advance(self, n: int = 1, **fields) -> None:
         if self.enabled:
             self.progress.update(self.task, advance=n, **fields)
+
+    def settle(self) -> None:
+        """Make the total the count reached (an estimated total becomes the real one)."""
+        if self.enabled:
+            task = self.progress.tasks[0]
+            self.progress.update(self.task, total=task.completed)
 
     def __exit__(self, *exc) -> bool:
         if self.enabled:

@@ -449,48 +449,26 @@ def _is_inside(path: Path, folder: Path) -> bool:
 
 
 class RichProgress:
-    """A rich progress bar per video: frames done/total, frames/s, elapsed, ETA (indeterminate if no total)."""
+    """A progress bar per video (turbo's one bar style): frames done/total, frames/s, elapsed, ETA."""
 
     def __init__(self, console=None):
         self.console = console
-        self.progress = None
+        self.bar = None
 
     def start(self, name: str, total: int | None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-        from rich.text import Text
+        from turbo_cli.progress import Bar
 
-        def average(task) -> float | None:
-            # Frames arrive a batch at a time: rich's windowed speed would swing between 0 and thousands.
-            return task.completed / task.elapsed if task.elapsed and task.completed else None
-
-        class Speed(ProgressColumn):
-            def render(self, task):
-                fps = average(task)
-                return Text(f"{fps:.1f} frames/s" if fps else "-- frames/s")
-
-        class Eta(ProgressColumn):
-            def render(self, task):
-                fps = average(task)
-                if not fps or task.total is None:
-                    return Text("ETA --:--")
-                left = max(0.0, (task.total - task.completed) / fps)
-                return Text(f"ETA {int(left // 60):d}:{int(left % 60):02d}")
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Speed(),
-                                 TimeElapsedColumn(), Eta(), console=self.console, transient=False)
-        self.progress.start()
-        self.task = self.progress.add_task(name, total=total)
+        self.bar = Bar(total, "frames", name, console=self.console).__enter__()
 
     def advance(self, frames: int) -> None:
-        if self.progress is not None:
-            self.progress.advance(self.task, frames)
+        if self.bar is not None:
+            self.bar.advance(frames)
 
     def finish(self) -> None:
-        if self.progress is not None:
-            task = self.progress.tasks[0]
-            self.progress.update(self.task, total=task.completed)  # an estimated total becomes the real count
-            self.progress.stop()
-            self.progress = None
+        if self.bar is not None:
+            self.bar.settle()
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 def check_paths(input: Path, output: Path, options: VideoJobOptions) -> None:
