@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from turbo_cli.engine.tiny import build_tiny_base, make_random_checkpoint  # noqa: E402
 from turbo_cli.jobs.translate import translate_folder  # noqa: E402
-from turbo_cli.models import ModelOptions, build_translator  # noqa: E402
+from turbo_cli.jobs.loading import ModelOptions, build_translator  # noqa: E402
 
 
 def make_images(folder: Path, n: int, size: int, seed: int = 0) -> None:

@@ -82,7 +82,7 @@ def build_model(args):
     import torch
 
     from turbo_cli.engine.tiny import build_tiny_base, make_random_checkpoint
-    from turbo_cli.models import ModelOptions, build_translator
+    from turbo_cli.jobs.loading import ModelOptions, build_translator
 
     checkpoint = args.model
     if checkpoint is None:

@@ -6,6 +6,7 @@
     .venv/bin/python scripts/train_demo.py train      # only: `turbo train recipes/demo-day2night.toml`
     .venv/bin/python scripts/train_demo.py export     # only: newest checkpoint -> turbo_cli/assets/demo/
     .venv/bin/python scripts/train_demo.py evaluate   # only: the evidence numbers -> metrics.json, docs/img/
+                                                      # (= scripts/demo_evidence.py)
 
 Everything is seeded, works offline, and lives under runs/demo-day2night/ until `export` copies the result:
 
@@ -156,7 +157,8 @@ def main() -> None:
     if "export" in args.stages:
         export()
     if "evaluate" in args.stages:
-        from turbo_cli.demo import write_evidence
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from demo_evidence import write_evidence
 
         write_evidence(WORK, ASSETS, DOC_IMG)
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from turbo_cli.cli.main import app
 from turbo_cli.engine.checkpoint import read_turbo_info
 from turbo_cli.errors import ModelError
-from turbo_cli.models import load_model
+from turbo_cli.jobs.loading import load_model
 
 
 class Evil:

@@ -22,7 +22,7 @@ from tests._train_helpers import one_thread  # noqa: E402,F401  (autouse: one in
 
 @pytest.fixture(scope="module")
 def demo_translator():
-    from turbo_cli.models import ModelOptions, build_translator
+    from turbo_cli.jobs.loading import ModelOptions, build_translator
 
     return build_translator(ModelOptions(model="demo", device="cpu"))
 
@@ -58,7 +58,7 @@ def test_the_demo_checkpoint_names_its_bundled_base():
 
     info = read_turbo_info(D.demo_checkpoint())
     assert info.kind == "cyclegan" and info.direction == "a2b"
-    assert info.base_model == "./base"  # resolved beside the file by turbo_cli.models._base_of
+    assert info.base_model == "./base"  # resolved beside the file by turbo_cli.jobs.loading._base_of
     assert "night" in info.captions["a2b"]
 
 

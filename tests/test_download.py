@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from turbo_cli.cli.main import app
 from turbo_cli.errors import ModelError, OfflineError
 from turbo_cli.io.download import download
-from turbo_cli.models import resolve_checkpoint
+from turbo_cli.jobs.loading import resolve_checkpoint
 
 
 class _Server:

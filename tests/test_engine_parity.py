@@ -1,6 +1,6 @@
 """Numerical parity with the original img2img-turbo on the shared fixtures (design §1-2).
 
-Each case is loaded through the same path a user's checkpoint takes (`turbo_cli.models.load_model` on the
+Each case is loaded through the same path a user's checkpoint takes (`turbo_cli.jobs.loading.load_model` on the
 original .pkl with a local base folder) and must reproduce the original's float32 output within 1e-4.
 """
 
@@ -13,7 +13,7 @@ import torch
 
 from turbo_cli.engine.checkpoint import load_turbo, save_turbo
 from turbo_cli.engine.base import load_base
-from turbo_cli.models import load_model
+from turbo_cli.jobs.loading import load_model
 
 CASES = ["pix2pix_det_b1", "pix2pix_det_b2", "pix2pix_stoch_plain_b2", "pix2pix_stoch_twinconv_b2",
          "cyclegan_a2b_b1", "cyclegan_a2b_b2", "cyclegan_b2a_b1", "cyclegan_b2a_b2"]

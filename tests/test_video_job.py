@@ -274,7 +274,7 @@ def test_missing_input(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_translator(tiny_cyclegan):
     """The engine's Translator on conftest's tiny random CycleGAN-turbo checkpoint (built from configs, offline)."""
-    from turbo_cli.models import ModelOptions, build_translator
+    from turbo_cli.jobs.loading import ModelOptions, build_translator
 
     return build_translator(ModelOptions(model=str(tiny_cyclegan), device="cpu"))
 

@@ -23,7 +23,7 @@ def convert(
     """Convert an original checkpoint to turbo's safetensors + JSON format (same outputs, smaller file)."""
     from turbo_cli.engine.checkpoint import save_turbo
     from turbo_cli.errors import InputError
-    from turbo_cli.models import load_model
+    from turbo_cli.jobs.loading import load_model
 
     if output.exists() and not overwrite:
         raise InputError(f"{output}: exists (pass --overwrite to replace it)")

@@ -23,15 +23,12 @@ def demo(
     For real footage use the published models, e.g. `turbo video in.mp4 out.mp4 --direction night`.
     """
     from turbo_cli.cli.eval import _print_table
-    from turbo_cli.cli.ui import console
-    from turbo_cli.demo import ABOUT, run_demo
+    from turbo_cli.cli.ui import RichProgress, console
+    from turbo_cli.engine.registry import DEMO_ABOUT
+    from turbo_cli.jobs.demo import run_demo
 
-    console.print(f"[bold]turbo demo[/bold]: {ABOUT}.")
-
-    def note(message: str) -> None:
-        console.print(f"[yellow]note[/yellow] {message}", highlight=False)
-
-    result = run_demo(out, console=console, device=device, threads=threads, notice=note)
+    console.print(f"[bold]turbo demo[/bold]: {DEMO_ABOUT}.")
+    result = run_demo(out, device=device, threads=threads, progress=RichProgress())
     _print_table(console, result.report, "turbo eval: day clip -> night clip")
     clip_note = "made" if result.made_clip else "reused"
     console.print(f"input video  ({clip_note}): {result.clip}")

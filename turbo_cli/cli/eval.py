@@ -8,7 +8,7 @@ import typer
 
 from turbo_cli.cli.options import with_model_options
 from turbo_cli.errors import InputError
-from turbo_cli.models import ModelOptions
+from turbo_cli.jobs.loading import ModelOptions
 
 PANEL = "Evaluation"
 

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from turbo_cli.models import ModelOptions
+from turbo_cli.jobs.loading import ModelOptions
 
 PANEL = "Model"
 _MODEL_PARAMS: list[tuple[str, object, object]] = [

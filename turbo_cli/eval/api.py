@@ -738,7 +738,7 @@ def evaluate_model(
     import gc
 
     from turbo_cli.jobs.translate import translate_folder
-    from turbo_cli.models import build_translator
+    from turbo_cli.jobs.loading import build_translator
 
     test_a, test_b = dataset_test_dirs(dataset)
     work_dir = Path(work_dir)

@@ -13,7 +13,7 @@ import numpy as np
 
 def turbo_cache_dir(*parts: str) -> Path:
     """turbo's cache folder (TURBO_CACHE, else $HF_HOME/turbo, $XDG_CACHE_HOME/turbo, ~/.cache/turbo), created."""
-    from turbo_cli.paths import cache_dir
+    from turbo_cli.hub import cache_dir
 
     return cache_dir(*parts)
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import glob
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from turbo_cli.atomic import atomic_path
 from turbo_cli.errors import InputError, TurboError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -234,11 +234,6 @@ def is_complete_output(path: str | Path) -> bool:
         return False
 
 
-def _temp_path(path: Path) -> Path:
-    # Hidden and ending in .tmp: discover_images never picks it up, even if the output folder is an input.
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-
-
 def write_image_atomic(
     path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None, quality: int = 95
 ) -> Path:
@@ -265,18 +260,38 @@ def write_image_atomic(
     if pil_format in ("JPEG", "WEBP"):
         save_kw["quality"] = quality
 
-    tmp = _temp_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as f:
-            im.save(f, format=pil_format, **save_kw)
-        os.replace(tmp, path)
-    except BaseException as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise TurboError(f"{path}: cannot write image ({e.strerror or e})") from e
-        raise
+        with atomic_path(path) as tmp:  # hidden and ending in .tmp: discover_images never picks it up
+            im.save(tmp, format=pil_format, **save_kw)
+    except OSError as e:
+        raise TurboError(f"{path}: cannot write image ({e.strerror or e})") from e
     return path
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an (H, W, 3) uint8 image to size=(width, height) for viewing and measuring (frames, thumbnails,
+    grids): area filter down, bicubic up. Not the model's resize (that is the original's, in io/preps)."""
+    import cv2
+
+    w, h = size
+    if rgb.shape[1] == w and rgb.shape[0] == h:
+        return rgb
+    shrink = w * h < rgb.shape[0] * rgb.shape[1]
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def image_grid(rows: list[list[np.ndarray]], *, pad: int = 2, scale: int = 1, background: int = 255) -> np.ndarray:
+    """Rows of (H, W, 3) uint8 images -> one padded uint8 grid. Every cell takes the first cell's size (resized
+    with `resize_rgb`), then is enlarged `scale` times by pixel repetition (nearest: the pixels stay visible)."""
+    h, w = rows[0][0].shape[:2]
+    H, W = h * scale, w * scale
+    ncol = max(len(r) for r in rows)
+    grid = np.full((len(rows) * (H + pad) + pad, ncol * (W + pad) + pad, 3), background, np.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            cell = resize_rgb(img, (w, h))
+            if scale > 1:
+                cell = cell.repeat(scale, axis=0).repeat(scale, axis=1)
+            y, x = pad + i * (H + pad), pad + j * (W + pad)
+            grid[y:y + H, x:x + W] = cell
+    return grid

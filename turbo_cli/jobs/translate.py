@@ -173,7 +173,7 @@ def run_translate(input, output, model_options, *, fmt=None, overwrite=False, wo
     Returns the summary (merged across processes) on rank 0, None on other ranks.
     """
     from turbo_cli.jobs.distributed import OutputMonitor, current_rank, device_for, gather, relaunch
-    from turbo_cli.models import build_translator
+    from turbo_cli.jobs.loading import build_translator
 
     rank = current_rank()
     if num_processes > 1 and rank.world_size == 1:

@@ -40,7 +40,7 @@ from turbo_cli.io.video import (
 
 @runtime_checkable
 class FrameTranslator(Protocol):
-    """What the pipeline needs from a model (turbo_cli.engine.runner.Translator provides it)."""
+    """What the pipeline needs from a model (turbo_cli.engine.translator.Translator provides it)."""
 
     batch_size: int
 
@@ -500,7 +500,7 @@ def run_video(input: str | Path, output: str | Path, model_options, options: Vid
     """The whole `turbo video`: check paths and settings, load the model once, translate file or folder;
     or spread a folder over processes (`--num-processes N`, or a run started by `accelerate launch`)."""
     from turbo_cli.io.video import check_settings
-    from turbo_cli.models import build_translator
+    from turbo_cli.jobs.loading import build_translator
 
     from turbo_cli.jobs.distributed import OutputMonitor, current_rank, device_for, gather, relaunch
 

@@ -1,6 +1,6 @@
 """From what the user typed (--model, --direction, --prompt, --base-model ...) to a ready Translator.
 
-`--model` accepts a published name (design §2), `demo`, a turbo `.safetensors` file, a folder holding one
+`--model` accepts a named model (`engine/registry.py`: the published ones and `demo`), a turbo `.safetensors` file, a folder holding one
 (`model.safetensors`, e.g. a training checkpoint), or an original img2img-turbo `.pkl`/`.pt`. `--direction` takes
 a2b/b2a or a target-domain word (night, day, rainy, clear) that picks the published model.
 """
@@ -36,9 +36,9 @@ class ModelOptions:
 
 
 def known_models() -> list[str]:
-    from turbo_cli.engine.registry import PUBLISHED
+    from turbo_cli.engine.registry import model_names
 
-    return [*PUBLISHED, "demo"]
+    return model_names()
 
 
 def _model_for_direction(options: ModelOptions) -> tuple[str | None, str | None]:
@@ -59,17 +59,15 @@ def _model_for_direction(options: ModelOptions) -> tuple[str | None, str | None]
 
 def resolve_checkpoint(model: str) -> tuple[Path, object | None]:
     """A local file for --model, downloading a published checkpoint into the cache on first use."""
-    from turbo_cli.engine.registry import PUBLISHED
+    from turbo_cli.engine.registry import DEMO, PUBLISHED, demo_checkpoint
 
     if model in PUBLISHED:
         from turbo_cli.io.download import download
-        from turbo_cli.paths import cache_dir
+        from turbo_cli.hub import cache_dir
 
         entry = PUBLISHED[model]
         return download(entry.url, cache_dir("checkpoints") / entry.filename), entry
-    if model == "demo":
-        from turbo_cli.demo import demo_checkpoint
-
+    if model == DEMO:
         return demo_checkpoint(), None
     path = Path(model).expanduser()
     if path.is_dir():
@@ -124,7 +122,7 @@ def _base_of(info, checkpoint: Path) -> str:
 
 def build_translator(options: ModelOptions):
     """Load everything once and return a Translator for these options."""
-    from turbo_cli.engine.runner import Translator
+    from turbo_cli.engine.translator import Translator
 
     model, direction = _model_for_direction(options)
     if model is None:
