@@ -176,7 +176,7 @@ def test_checkpoint_on_wrong_base_names_mismatch(tmp_path, tiny_cyclegan, fixtur
 
 
 def test_interrupted_run_leaves_no_partial_files(tmp_path, tiny_cyclegan, monkeypatch):
-    from turbo_cli.engine import runner as runner_module
+    from turbo_cli.engine import translator as runner_module
 
     src = tmp_path / "in"
     src.mkdir()

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from turbo_cli.cli.options import with_model_options
+from rich.text import Text
+
 from turbo_cli.cli.ui import console, print_summary_table
 
 
@@ -25,10 +27,11 @@ def translate(
     *, model_options,
 ) -> None:
     """Batch-translate images with a pix2pix-turbo / CycleGAN-turbo model."""
+    from turbo_cli.cli.ui import RichProgress
     from turbo_cli.jobs.translate import run_translate
 
     summary = run_translate(input, output, model_options, fmt=format, overwrite=overwrite, workers=workers,
-                            num_processes=num_processes)
+                            num_processes=num_processes, progress=RichProgress())
     if summary is None:  # a worker process of a distributed run: rank 0 reports
         return
     print_summary_table("translate", [
@@ -37,7 +40,7 @@ def translate(
         ("images/s (model only)", f"{summary.model_images_per_second:.2f}"), ("processes", summary.processes),
         ("output", str(output))])
     for path, reason in summary.failed[:20]:
-        console.print(f"[red]failed[/red] {reason}" if path in reason else f"[red]failed[/red] {path}: {reason}")
+        console.print(Text.assemble(("failed ", "red"), reason if path in reason else f"{path}: {reason}"))
     if summary.failed:
         raise typer.Exit(1)
 

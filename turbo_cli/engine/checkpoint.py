@@ -79,19 +79,14 @@ def load_into(generator: TurboGenerator, state: dict[str, torch.Tensor], source:
         if own[key].shape != value.shape:
             raise ModelError(f"{source}: checkpoint does not fit the base model: {key} has shape "
                              f"{tuple(value.shape)}, the base model's is {tuple(own[key].shape)}")
-        if not is_adapter_key(key) and not torch.equal(own[key], value.to(own[key].dtype)):
+        if not lora.is_adapter(key) and not torch.equal(own[key], value.to(own[key].dtype)):
             generator.base_overrides.add(key)
     generator.load_state_dict(state, strict=False)
 
 
-def is_adapter_key(key: str) -> bool:
-    """Tensors that every turbo checkpoint stores: LoRA, skip convs, the UNet's (twin) conv_in."""
-    return "lora_" in key or "skip_conv_" in key or key.startswith("unet.conv_in.")
-
-
 def checkpoint_state(generator: TurboGenerator) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()
-            if is_adapter_key(k) or k in generator.base_overrides}
+            if lora.is_saved(k, generator.base_overrides)}
 
 
 # ---- the original formats ---------------------------------------------------------------------------------------

@@ -87,18 +87,22 @@ class TurboGenerator(nn.Module):
         self.vae = vae
         for v in self.vaes():
             lora.add_vae_lora(v, spec.rank_vae, spec.vae_targets)
-        self.requires_grad_(False)
-        for p in self.trainable_parameters():
-            p.requires_grad_(True)
+        self.set_trainable()
 
     # ---- what trains -------------------------------------------------------------------------------------------
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """UNet LoRA + the whole UNet conv_in + VAE LoRA + skip convs, each parameter once."""
-        params: dict[int, nn.Parameter] = {}
-        for name, p in self.named_parameters():
-            if "lora_" in name or "skip_conv_" in name or name.startswith("unet.conv_in.") and "pretrained" not in name:
-                params[id(p)] = p
-        return list(params.values())
+    def trained_parameters(self, train_all: bool = False) -> dict[str, nn.Parameter]:
+        """name -> parameter for what the original trains for this family (`lora.is_trained`), each once."""
+        return lora.trained_parameters(list(self.named_parameters()), self.spec.kind, train_all=train_all)
+
+    def set_trainable(self, train_all: bool = False) -> list[nn.Parameter]:
+        """Freeze everything but what trains; with train_all, trained base weights are remembered for saving."""
+        chosen = self.trained_parameters(train_all)
+        self.requires_grad_(False)
+        for name, p in chosen.items():
+            p.requires_grad_(True)
+            if not lora.is_adapter(name):
+                self.base_overrides.add(name)
+        return list(chosen.values())
 
     # ---- stochastic strength -----------------------------------------------------------------------------------
     def set_strength(self, r: float) -> None:

@@ -71,3 +71,43 @@ def set_lora_strength(module: nn.Module, strength: float) -> None:
         if isinstance(layer, LoraLayer):
             for adapter in layer.scaling:
                 layer.set_scale(adapter, strength)
+
+
+# ---- which tensors are adapters, which train, which are saved: the one answer ----------------------------------
+# Adapters are what the method adds to SD-Turbo and every turbo checkpoint stores: LoRA A/B, the skip convs
+# (their weights and LoRA) and the UNet's first conv (retrained; the twin-conv model keeps a frozen copy beside it).
+# What trains follows the original's optimizer lists (docs/design.md, "What trains"):
+#   pix2pix-turbo: every LoRA, unet.conv_in, the skip convs themselves (set_train: skip_conv_N.requires_grad_(True));
+#   CycleGAN-turbo: every LoRA, unet.conv_in; the skip convs' own weights stay at their 1e-5 init (peft froze them
+#     when it wrapped them, so only their LoRA learns);
+#   never the twin-conv model's frozen `conv_in_pretrained`. `train_all` (tiny models) trains every weight.
+def is_adapter(name: str) -> bool:
+    """A generator state-dict key (or parameter name) that every turbo checkpoint stores."""
+    return "lora_" in name or "skip_conv_" in name or name.startswith("unet.conv_in.")
+
+
+def is_trained(name: str, kind: str, *, train_all: bool = False) -> bool:
+    """Whether the original's training updates this generator parameter (kind: "cyclegan" | "pix2pix")."""
+    if "conv_in_pretrained" in name:
+        return False
+    if train_all or "lora_" in name or name.startswith("unet.conv_in."):
+        return True
+    return "skip_conv_" in name and kind == "pix2pix"
+
+
+def is_saved(name: str, base_overrides: set[str] | frozenset[str] = frozenset()) -> bool:
+    """Whether a checkpoint stores this key: every adapter, plus base weights that differ from the base model
+    (loaded from an original checkpoint that overrides them, or trained with train_all)."""
+    return is_adapter(name) or name in base_overrides
+
+
+def trained_parameters(named: list[tuple[str, nn.Parameter]], kind: str, *,
+                       train_all: bool = False) -> dict[str, nn.Parameter]:
+    """name -> parameter for what trains, each parameter once (a module reachable twice is trained once)."""
+    chosen: dict[str, nn.Parameter] = {}
+    seen: set[int] = set()
+    for name, p in named:
+        if is_trained(name, kind, train_all=train_all) and id(p) not in seen:
+            seen.add(id(p))
+            chosen[name] = p
+    return chosen

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from turbo_cli.engine import lora
 from turbo_cli.engine.base import load_base
 from turbo_cli.engine.checkpoint import ModelInfo, save_turbo
 from turbo_cli.engine.generator import TurboGenerator, build_cyclegan, build_pix2pix
@@ -105,11 +106,12 @@ def build_tiny_base(folder: str | Path, seed: int = 0, full_size: bool = False) 
 
 
 def randomize_adapters(generator: TurboGenerator, seed: int = 0, lora_std: float = 0.05) -> None:
-    """Give LoRA B (zero after peft's init) and the skip convs random values, so the model visibly differs."""
+    """Give the adapters that start at zero or near it (LoRA B, the skip convs: `lora.is_adapter`) random values,
+    so the model visibly differs from its base."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in sorted(generator.named_parameters()):
-            if "lora_B" in name or "skip_conv_" in name and "lora_" not in name:
+            if lora.is_adapter(name) and ("lora_B" in name or "skip_conv_" in name and "lora_" not in name):
                 p.copy_(torch.randn(p.shape, generator=gen) * lora_std)
 
 

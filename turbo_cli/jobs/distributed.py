@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from turbo_cli.errors import TurboError
+from turbo_cli.progress import QUIET, Progress
 
 
 @dataclass
@@ -96,12 +97,10 @@ class OutputMonitor:
     existing one is complete. No communication between processes is needed.
     """
 
-    def __init__(self, outputs: list[Path], unit: str, description: str):
-        from turbo_cli.progress import Bar
-
+    def __init__(self, outputs: list[Path], unit: str, description: str, progress: Progress = QUIET):
         self.pending = set(outputs)
         self.stopped = threading.Event()
-        self.bar = Bar(len(self.pending), unit, description).__enter__()
+        self.bar = progress.bar(len(self.pending), unit, description)
         self.thread = threading.Thread(target=self._run, daemon=True, name="turbo-progress")
         self.thread.start()
 
@@ -114,4 +113,4 @@ class OutputMonitor:
     def stop(self) -> None:
         self.stopped.set()
         self.thread.join()
-        self.bar.__exit__(None, None, None)
+        self.bar.close()

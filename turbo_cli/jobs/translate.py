@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from turbo_cli.errors import TurboError
-from turbo_cli.progress import Bar
+from turbo_cli.progress import QUIET, Progress
 from turbo_cli.io.images import (DecodedImage, ImageJob, discover_images, is_complete_output, normalize_format,
                                  output_path, read_image, write_image_atomic)
 
@@ -114,7 +114,7 @@ class _Writer:
 
 
 def translate_folder(input: str | Path, output_dir: str | Path, translator, *, fmt: str | None = None,
-                     overwrite: bool = False, workers: int = 4, progress: bool = True, rank: int = 0,
+                     overwrite: bool = False, workers: int = 4, progress: Progress = QUIET, rank: int = 0,
                      world_size: int = 1, on_progress=None) -> TranslateSummary:
     """Translate every image under `input` into `output_dir` (mirroring relative paths)."""
     start = time.perf_counter()
@@ -122,7 +122,7 @@ def translate_folder(input: str | Path, output_dir: str | Path, translator, *, f
     summary = TranslateSummary(total=total, skipped=skipped)
     lock = threading.Lock()
 
-    bar = Bar(len(todo), "img", "translating", enabled=progress and rank == 0)
+    bar = (progress if rank == 0 else QUIET).bar(len(todo), "img", "translating")
     done_count = [0]
 
     def on_done(ok: bool):
@@ -167,7 +167,7 @@ def translate_folder(input: str | Path, output_dir: str | Path, translator, *, f
 
 
 def run_translate(input, output, model_options, *, fmt=None, overwrite=False, workers=4, num_processes=1,
-                  progress=True) -> TranslateSummary | None:
+                  progress: Progress = QUIET) -> TranslateSummary | None:
     """The whole `turbo translate`: single process, one process of a launched run, or a relaunch with N processes.
 
     Returns the summary (merged across processes) on rank 0, None on other ranks.
@@ -187,13 +187,13 @@ def run_translate(input, output, model_options, *, fmt=None, overwrite=False, wo
     else:
         translator = build_translator(model_options)
     monitor = None
-    if rank.world_size > 1 and rank.is_main and progress:  # one bar for all processes, on rank 0
+    if rank.world_size > 1 and rank.is_main:  # one bar for all processes, on rank 0
         every_shard = [out for r in range(rank.world_size)
                        for _, out in plan(input, output, fmt, overwrite, r, rank.world_size)[0]]
-        monitor = OutputMonitor(every_shard, "img", "translating (all processes)")
+        monitor = OutputMonitor(every_shard, "img", "translating (all processes)", progress)
     try:
         summary = translate_folder(input, output, translator, fmt=fmt, overwrite=overwrite, workers=workers,
-                                   progress=progress and monitor is None, rank=rank.rank,
+                                   progress=progress if monitor is None else QUIET, rank=rank.rank,
                                    world_size=rank.world_size)
     finally:
         if monitor is not None:

@@ -164,7 +164,7 @@ class Trainer:
         """Frozen weights to the frozen dtype; weights that checkpoints store (skip convs, conv_in) stay fp32."""
         if self.frozen_dtype == torch.float32:
             return
-        from turbo_cli.engine.checkpoint import is_adapter_key
+        from turbo_cli.engine.lora import is_adapter as is_adapter_key
 
         for name, p in module.named_parameters():
             if not p.requires_grad and not is_adapter_key(name):
@@ -244,28 +244,8 @@ class Trainer:
         return 1.0
 
     def _select_trainable(self) -> list[torch.nn.Parameter]:
-        """What trains (design §1.5): LoRA, the whole UNet conv_in, skip convs — the original's choices.
-
-        CycleGAN-turbo trains only the LoRA of its skip convs (their base stays at 1e-5); pix2pix-turbo trains the
-        skip convs themselves. `train_all` trains every generator weight (tiny models), all saved in checkpoints.
-        """
-        gen, kind = self.gen, self.gen.spec.kind
-        chosen: dict[int, torch.nn.Parameter] = {}  # by id: a parameter reachable twice is trained once
-        for name, p in gen.named_parameters():
-            if "conv_in_pretrained" in name:
-                continue
-            take = (self.recipe.model.train_all
-                    or "lora_" in name
-                    or name.startswith("unet.conv_in.")
-                    or ("skip_conv_" in name and kind == "pix2pix"))
-            if take:
-                chosen.setdefault(id(p), p)
-                if self.recipe.model.train_all and "lora_" not in name:
-                    gen.base_overrides.add(name)  # a trained base weight must be saved
-        gen.requires_grad_(False)
-        for p in chosen.values():
-            p.requires_grad_(True)
-        return list(chosen.values())
+        """What trains: the original's choices per family (`engine.lora.is_trained`, docs/design.md)."""
+        return self.gen.set_trainable(self.recipe.model.train_all)
 
     # ---- resume -----------------------------------------------------------------------------------------------
     def _maybe_resume(self) -> int:
