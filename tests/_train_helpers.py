@@ -13,17 +13,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core CPU: one intra-op thread avoids OpenMP spin-wait thrashing (often 10x)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 CAPTION_A = "a photo"
 CAPTION_B = "a painting"
 # Domain B = domain A with a strong colour shift: red up, blue down (the "it learns" test checks the means).

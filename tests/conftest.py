@@ -15,6 +15,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = Path(os.environ.get("TURBO_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on a shared 2-core CPU: one intra-op thread avoids OpenMP spin-wait thrashing (often 10x).
+    A module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not (SHARED_FIXTURES / "cases" / "manifest.json").is_file():

@@ -16,8 +16,9 @@ from turbo_cli.errors import ModelError
 from turbo_cli.eval import metrics as M
 from turbo_cli.io import synth
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-from tests._train_helpers import one_thread  # noqa: E402,F401  (autouse: one intra-op thread)
+
 
 
 @pytest.fixture(scope="module")

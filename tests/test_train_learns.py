@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from tests._train_helpers import RECIPE, make_unpaired, one_thread, tiny_models, tiny_overrides  # noqa: F401
+from tests._train_helpers import RECIPE, make_unpaired, tiny_models, tiny_overrides
 from turbo_cli.train.data import UnpairedDataset
 from turbo_cli.train.loop import Trainer
 from turbo_cli.train.recipe import load_recipe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS = 20
 

@@ -11,11 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests._train_helpers import (RECIPE, make_paired, make_unpaired, one_thread,  # noqa: F401 (autouse)
+from tests._train_helpers import (RECIPE, make_paired, make_unpaired,
                                   tiny_models, tiny_overrides)
 from turbo_cli.errors import TurboError
 from turbo_cli.train.loop import TrainingDiverged, Trainer, list_checkpoints, train
 from turbo_cli.train.recipe import load_recipe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

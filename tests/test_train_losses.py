@@ -6,11 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests._train_helpers import (one_thread, save_tiny_clip, save_tiny_clip_vision,  # noqa: F401 (autouse)
+from tests._train_helpers import (save_tiny_clip, save_tiny_clip_vision,
                                   tiny_vision_config)
 from turbo_cli.errors import ModelError, OfflineError
 from turbo_cli.train import diffaug
 from turbo_cli.train.discriminator import VisionAidedDiscriminator, multilevel_sigmoid_loss
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
