@@ -35,6 +35,7 @@ def is_video_path(path: str | Path) -> bool:
     """Whether a path names a video by its suffix (the one list `turbo video`, `turbo eval` and `translate` share)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
+
 # Encoders that take a constant-quality value, and the option name each uses for it.
 _QUALITY_OPTIONS = {
     "libx264": {"crf": "{crf}"},
