@@ -24,7 +24,7 @@ def run_case(generator, prompt_encoder, case, dtype=torch.float32):
     emb = prompt_encoder(prompt)
     noise = None
     if case["deterministic"] is False:  # stochastic pix2pix: r and the noise map are part of the case
-        generator.set_strength(case["r"])
+        generator.set_r(case["r"])
         noise = case["noise_map"].to(dtype)
     generator.to(dtype)
     with torch.no_grad():

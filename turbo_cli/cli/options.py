@@ -44,9 +44,10 @@ _MODEL_PARAMS: list[tuple[str, object, object]] = [
         rich_help_panel=PANEL, help="none | canny | sketch; default: the model's own.")], None),
     ("canny_low", Annotated[int, typer.Option(rich_help_panel=PANEL, help="Canny low threshold.")], 100),
     ("canny_high", Annotated[int, typer.Option(rich_help_panel=PANEL, help="Canny high threshold.")], 200),
-    ("gamma", Annotated[Optional[float], typer.Option(
-        min=0.0, max=1.0, rich_help_panel=PANEL,
-        help="Stochastic models: strength r (default: the model's, 0.4 for the sketch model).")], None),
+    ("r", Annotated[Optional[float], typer.Option(
+        "--gamma", min=0.0, max=1.0, rich_help_panel=PANEL,
+        help="Stochastic models: the strength r of the paper (the original scripts call it gamma); default: the "
+             "model's, 0.4 for the sketch model.")], None),
     ("seed", Annotated[int, typer.Option(
         rich_help_panel=PANEL, help="Stochastic models: noise seed (as the original: manual_seed then randn).")],
      42),

@@ -8,7 +8,7 @@ conv_in, skip convs, plus any base weight the checkpoint overrides) and, in the 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -16,6 +16,7 @@ import torch
 from turbo_cli.atomic import atomic_path
 from turbo_cli.engine import lora
 from turbo_cli.engine.base import DEFAULT_BASE, BaseModel
+from turbo_cli.engine.families import InputRange, Kind, defaults, kind_of
 from turbo_cli.engine.generator import GeneratorSpec, TurboGenerator
 from turbo_cli.errors import ModelError
 
@@ -24,9 +25,12 @@ FORMAT_VERSION = 1
 
 @dataclass
 class ModelInfo:
-    """What a checkpoint is and how it expects to be used; saved as JSON with every turbo checkpoint."""
+    """What a checkpoint is and how it expects to be used; saved as JSON with every turbo checkpoint.
 
-    kind: str  # "pix2pix" | "cyclegan"
+    Build one with `ModelInfo.for_family(kind, spec, ...)` so the family's defaults (engine/families.py) fill what
+    the caller does not say."""
+
+    kind: Kind
     spec: GeneratorSpec
     base_model: str = DEFAULT_BASE
     name: str = ""
@@ -35,11 +39,28 @@ class ModelInfo:
     directions: list = field(default_factory=lambda: ["a2b"])  # directions whose VAE the checkpoint holds
     prompt: str | None = None  # pix2pix default prompt (None: the user must give one)
     image_prep: str = "no_resize"
-    input_range: str = "-1,1"  # CycleGAN "-1,1"; the released pix2pix models take "0,1"
+    input_range: InputRange = InputRange.SIGNED  # CycleGAN [-1, 1]; the released pix2pix models take [0, 1]
     preprocess: str = "none"  # "none" | "canny" | "sketch"
     stochastic: bool = False
-    gamma: float = 1.0  # default r of a stochastic model
+    r: float = 1.0  # default strength of a stochastic model (the CLI's --gamma); 1 = deterministic
     extra: dict = field(default_factory=dict)  # free-form provenance (training step, recipe name, ...)
+    gamma: InitVar[float | None] = None  # TEMP-COMPAT: old name of r
+
+    def __post_init__(self, gamma=None):
+        if gamma is not None:
+            self.r = gamma
+        self.kind = kind_of(self.kind)
+        self.input_range = InputRange(self.input_range)
+
+    @classmethod
+    def for_family(cls, kind: str | Kind, spec: GeneratorSpec, base_model: str = DEFAULT_BASE, *,
+                   stochastic: bool = False, **fields) -> "ModelInfo":
+        """A ModelInfo whose input range, r and preprocessing default to the family's (`families.defaults`)."""
+        d = defaults(kind, stochastic)
+        base = dict(input_range=d.input_range, r=d.r, preprocess=d.preprocess, image_prep=d.image_prep)
+        if d.kind is Kind.CYCLEGAN:
+            base.update(direction="a2b", directions=["a2b", "b2a"])
+        return cls(d.kind, spec, base_model, stochastic=d.stochastic, **{**base, **fields})
 
     def to_json(self) -> str:
         return json.dumps({"format": "turbo", "format_version": FORMAT_VERSION, **asdict(self)}, sort_keys=True)
@@ -53,6 +74,8 @@ class ModelInfo:
         if version > FORMAT_VERSION:
             raise ValueError(f"format version {version} is newer than this turbo understands ({FORMAT_VERSION})")
         data["spec"] = GeneratorSpec(**data["spec"])
+        if "gamma" in data and "r" not in data:  # checkpoints written before the field was named r
+            data["r"] = data.pop("gamma")
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -98,11 +121,11 @@ def read_original(path: Path) -> dict:
             from None
 
 
-def original_kind(sd: dict) -> str:
+def original_kind(sd: dict) -> Kind:
     if "state_dict_unet" in sd and "state_dict_vae" in sd:
-        return "pix2pix"
+        return Kind.PIX2PIX
     if "sd_encoder" in sd and "sd_vae_enc" in sd:
-        return "cyclegan"
+        return Kind.CYCLEGAN
     raise ModelError(f"unrecognised checkpoint layout (keys: {', '.join(sorted(sd)[:8])})")
 
 
@@ -116,7 +139,7 @@ def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None, sd
         kind = original_kind(sd)
     except ModelError as e:
         raise ModelError(f"{path}: {e}") from None
-    if kind == "pix2pix":
+    if kind is Kind.PIX2PIX:
         twin = any(k.startswith("conv_in.conv_in_pretrained.") for k in sd["state_dict_unet"])
         spec = GeneratorSpec("pix2pix", int(sd["rank_unet"]), int(sd["rank_vae"]),
                              {lora.PIX2PIX_UNET_ADAPTER: list(sd["unet_lora_target_modules"])},
@@ -126,8 +149,7 @@ def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None, sd
         state.update({f"vae.{k}": v for k, v in sd["state_dict_vae"].items()})
         directions = ["a2b"]
         # A twin conv_in only exists in the stochastic sketch model: default to its settings (r = 0.4).
-        default = ModelInfo("pix2pix", spec, base.source, input_range="0,1", stochastic=twin,
-                            gamma=0.4 if twin else 1.0, preprocess="sketch" if twin else "none")
+        default = ModelInfo.for_family(Kind.PIX2PIX, spec, base.source, stochastic=twin, directions=["a2b"])
     else:
         targets = dict(zip(lora.CYCLEGAN_UNET_ADAPTERS, (list(sd["l_target_modules_encoder"]),
                                                          list(sd["l_target_modules_decoder"]),
@@ -143,7 +165,8 @@ def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None, sd
         state.update(sd.get("sd_vae_enc", {}))
         state.update(sd.get("sd_vae_dec", {}))
         directions = [d for d, prefix in (("a2b", "vae."), ("b2a", "vae_b2a.")) if any(k.startswith(prefix) for k in state)]
-        default = ModelInfo("cyclegan", spec, base.source, direction=directions[0] if directions else "a2b")
+        default = ModelInfo.for_family(Kind.CYCLEGAN, spec, base.source,
+                                       direction=directions[0] if directions else "a2b")
     load_into(generator, state, str(path))
     info = info or default
     info.kind, info.spec, info.directions = kind, spec, directions

@@ -17,6 +17,7 @@ from torch import nn
 
 from turbo_cli.engine import lora
 from turbo_cli.engine.base import TIMESTEP, BaseModel
+from turbo_cli.engine.families import Kind, defaults, kind_of
 from turbo_cli.engine.vae import add_skip_connections
 
 DIRECTIONS = ("a2b", "b2a")
@@ -39,12 +40,15 @@ class TwinConv(nn.Module):
 class GeneratorSpec:
     """Everything needed to rebuild a generator's architecture on a base model (saved in checkpoints)."""
 
-    kind: str  # "pix2pix" | "cyclegan"
-    rank_unet: int = 8  # pix2pix default; CycleGAN-turbo trains with 128
+    kind: Kind
+    rank_unet: int = 8  # pix2pix default; CycleGAN-turbo trains with 128 (families.defaults)
     rank_vae: int = 4  # both published families
     unet_targets: dict[str, list[str]] = field(default_factory=dict)  # adapter name -> target modules
     vae_targets: list[str] = field(default_factory=lambda: list(lora.VAE_TARGETS))
     twin_conv: bool = False  # sketch_to_image_stochastic's conv_in
+
+    def __post_init__(self):
+        self.kind = kind_of(self.kind)
 
 
 class TurboGenerator(nn.Module):
@@ -56,13 +60,11 @@ class TurboGenerator(nn.Module):
 
     def __init__(self, base: BaseModel, spec: GeneratorSpec):
         super().__init__()
-        if spec.kind not in ("pix2pix", "cyclegan"):
-            raise ValueError(f"unknown generator kind {spec.kind!r}")
         self.spec = spec
         self.base_source = base.source
         self.alpha_bar = base.alpha_bar
         self.scaling_factor = float(base.vae.config.scaling_factor)
-        self.strength = 1.0  # r of the stochastic model; 1 = deterministic
+        self.r = 1.0  # the stochastic model's strength (families.py); 1 = deterministic
         # Base (non-adapter) weights that differ from the base model: saved in turbo checkpoints too.
         self.base_overrides: set[str] = set()
 
@@ -70,7 +72,7 @@ class TurboGenerator(nn.Module):
             raise ValueError("this BaseModel's unet/vae were already taken by another generator; load it again")
         unet, vae = base.unet, base.vae
         base.unet = base.vae = None
-        if spec.kind == "pix2pix":
+        if spec.kind is Kind.PIX2PIX:
             if spec.twin_conv:
                 unet.conv_in = TwinConv(copy.deepcopy(unet.conv_in), unet.conv_in)
             if not spec.unet_targets:
@@ -83,7 +85,7 @@ class TurboGenerator(nn.Module):
         self.unet = unet
         vae = add_skip_connections(vae)
         # CycleGAN: the b2a direction has its own VAE (the checkpoints carry a whole VAE per direction).
-        self.vae_b2a = copy.deepcopy(vae) if spec.kind == "cyclegan" else None
+        self.vae_b2a = copy.deepcopy(vae) if spec.kind is Kind.CYCLEGAN else None
         self.vae = vae
         for v in self.vaes():
             lora.add_vae_lora(v, spec.rank_vae, spec.vae_targets)
@@ -104,15 +106,18 @@ class TurboGenerator(nn.Module):
                 self.base_overrides.add(name)
         return list(chosen.values())
 
-    # ---- stochastic strength -----------------------------------------------------------------------------------
-    def set_strength(self, r: float) -> None:
-        """Set r: LoRA scales × r, skip gamma = r, twin conv mix r. r = 1 is the deterministic model."""
-        self.strength = float(r)
+    # ---- stochastic strength r -----------------------------------------------------------------------------------
+    def set_r(self, r: float) -> None:
+        """Set r: LoRA scales × r, skip gain r, twin conv mix r. r = 1 is the deterministic model."""
+        self.r = float(r)
         for vae in self.vaes():
-            lora.set_lora_strength(vae, self.strength)
-        lora.set_lora_strength(self.unet, self.strength)
+            lora.scale_adapters(vae, self.r)
+        lora.scale_adapters(self.unet, self.r)
         if isinstance(self.unet.conv_in, TwinConv):
-            self.unet.conv_in.r = self.strength
+            self.unet.conv_in.r = self.r
+
+    def set_strength(self, r: float) -> None:  # TEMP-COMPAT: old name of set_r
+        self.set_r(r)
 
     def vaes(self) -> list[nn.Module]:
         return [v for v in (self.vae, self.vae_b2a) if v is not None]
@@ -148,11 +153,11 @@ class TurboGenerator(nn.Module):
         z = latent / self.scaling_factor
         if vae.post_quant_conv is not None:
             z = vae.post_quant_conv(z)
-        return vae.decoder(z, skips, gamma=self.strength).clamp(-1, 1)
+        return vae.decoder(z, skips, r=self.r).clamp(-1, 1)
 
     def forward(self, x: torch.Tensor, prompt_emb: torch.Tensor, direction: str | None = None,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
-        """G(x) (deterministic) or G(x, noise, r) with r = `self.strength` (stochastic pix2pix).
+        """G(x) (deterministic) or G(x, noise, r) with r = `self.r` (stochastic pix2pix).
 
         `prompt_emb` is (B, 77, D) or (1, 77, D) (broadcast over the batch).
         """
@@ -160,16 +165,20 @@ class TurboGenerator(nn.Module):
             prompt_emb = prompt_emb.expand(x.shape[0], -1, -1)
         z, skips = self.encode(x, direction)
         if noise is not None:
-            r = self.strength
+            r = self.r
             z = z * r + noise.to(z) * (1 - r)  # the stochastic model's UNet input, also the DDPM step's sample
         return self.decode(self.denoise(z, prompt_emb), skips, direction)
 
 
-def build_pix2pix(base: BaseModel, rank_unet: int = 8, rank_vae: int = 4, twin_conv: bool = False) -> TurboGenerator:
-    """A fresh pix2pix-turbo generator for training (LoRA gaussian-init, skips at 1e-5)."""
-    return TurboGenerator(base, GeneratorSpec("pix2pix", rank_unet, rank_vae, twin_conv=twin_conv))
+def build_pix2pix(base: BaseModel, rank_unet: int | None = None, rank_vae: int | None = None,
+                  twin_conv: bool = False) -> TurboGenerator:
+    """A fresh pix2pix-turbo generator for training (LoRA gaussian-init, skips at 1e-5); ranks: the family's."""
+    d = defaults(Kind.PIX2PIX, twin_conv)
+    return TurboGenerator(base, GeneratorSpec(Kind.PIX2PIX, rank_unet or d.rank_unet, rank_vae or d.rank_vae,
+                                              twin_conv=twin_conv))
 
 
-def build_cyclegan(base: BaseModel, rank_unet: int = 128, rank_vae: int = 4) -> TurboGenerator:
-    """A fresh CycleGAN-turbo generator for training (one UNet, a VAE per direction)."""
-    return TurboGenerator(base, GeneratorSpec("cyclegan", rank_unet, rank_vae))
+def build_cyclegan(base: BaseModel, rank_unet: int | None = None, rank_vae: int | None = None) -> TurboGenerator:
+    """A fresh CycleGAN-turbo generator for training (one UNet, a VAE per direction); ranks: the family's."""
+    d = defaults(Kind.CYCLEGAN)
+    return TurboGenerator(base, GeneratorSpec(Kind.CYCLEGAN, rank_unet or d.rank_unet, rank_vae or d.rank_vae))

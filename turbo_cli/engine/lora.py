@@ -63,14 +63,14 @@ def add_vae_lora(vae, rank: int = 4, targets: list[str] | None = None) -> None:
                     adapter_name=VAE_ADAPTER)
 
 
-def set_lora_strength(module: nn.Module, strength: float) -> None:
-    """Multiply every adapter's scale (alpha / rank) by `strength` — the stochastic model's r."""
+def scale_adapters(module: nn.Module, r: float) -> None:
+    """Multiply every adapter's scale (alpha / rank) by r, the stochastic model's strength."""
     from peft.tuners.lora import LoraLayer
 
     for layer in module.modules():
         if isinstance(layer, LoraLayer):
             for adapter in layer.scaling:
-                layer.set_scale(adapter, strength)
+                layer.set_scale(adapter, r)
 
 
 # ---- which tensors are adapters, which train, which are saved: the one answer ----------------------------------
@@ -86,7 +86,7 @@ def is_adapter(name: str) -> bool:
     return "lora_" in name or "skip_conv_" in name or name.startswith("unet.conv_in.")
 
 
-def is_trained(name: str, kind: str, *, train_all: bool = False) -> bool:
+def is_trained(name: str, kind: str, *, train_all: bool = False) -> bool:  # kind: families.Kind
     """Whether the original's training updates this generator parameter (kind: "cyclegan" | "pix2pix")."""
     if "conv_in_pretrained" in name:
         return False

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from turbo_cli.engine.families import Kind, defaults
 from turbo_cli.errors import ModelError
 
 # Overridable so tests (and mirrors) can serve the files from elsewhere.
@@ -19,28 +20,28 @@ DAY, NIGHT, RAIN = "driving in the day", "driving in the night", "driving in hea
 class PublishedModel:
     name: str
     filename: str
-    kind: str  # "cyclegan" | "pix2pix"
+    kind: Kind
     direction: str | None = None  # CycleGAN: the direction this name means
     captions: dict = field(default_factory=dict)  # CycleGAN: caption of the target domain, per direction
     preprocess: str = "none"  # pix2pix conditioning: canny edges / binarised sketch
     image_prep: str = "no_resize"
     stochastic: bool = False
-    gamma: float = 1.0
+    r: float = 1.0  # the stochastic strength (the CLI's --gamma)
 
     @property
     def url(self) -> str:
         return os.environ.get("TURBO_MODELS_URL", DEFAULT_URL_BASE).rstrip("/") + "/" + self.filename
 
 
-_CYC = dict(kind="cyclegan", image_prep="resize_512x512")  # trained and evaluated at 512x512 (BDD100k)
+_CYC = dict(kind=Kind.CYCLEGAN, image_prep="resize_512x512")  # trained and evaluated at 512x512 (BDD100k)
 PUBLISHED: dict[str, PublishedModel] = {m.name: m for m in [
     PublishedModel("day_to_night", "day2night.pkl", direction="a2b", captions={"a2b": NIGHT, "b2a": DAY}, **_CYC),
     PublishedModel("night_to_day", "night2day.pkl", direction="b2a", captions={"a2b": NIGHT, "b2a": DAY}, **_CYC),
     PublishedModel("clear_to_rainy", "clear2rainy.pkl", direction="a2b", captions={"a2b": RAIN, "b2a": DAY}, **_CYC),
     PublishedModel("rainy_to_clear", "rainy2clear.pkl", direction="b2a", captions={"a2b": RAIN, "b2a": DAY}, **_CYC),
-    PublishedModel("edge_to_image", "edge_to_image_loras.pkl", kind="pix2pix", preprocess="canny"),
-    PublishedModel("sketch_to_image_stochastic", "sketch_to_image_stochastic_lora.pkl", kind="pix2pix",
-                   preprocess="sketch", stochastic=True, gamma=0.4),
+    PublishedModel("edge_to_image", "edge_to_image_loras.pkl", kind=Kind.PIX2PIX, preprocess="canny"),
+    PublishedModel("sketch_to_image_stochastic", "sketch_to_image_stochastic_lora.pkl", kind=Kind.PIX2PIX,
+                   preprocess="sketch", stochastic=True, r=defaults(Kind.PIX2PIX, True).r),
 ]}
 
 # Target-domain words for --direction: they pick the published model that translates INTO that domain.

@@ -15,6 +15,7 @@ import torch
 from turbo_cli.engine import lora
 from turbo_cli.engine.base import load_base
 from turbo_cli.engine.checkpoint import ModelInfo, save_turbo
+from turbo_cli.engine.families import Kind
 from turbo_cli.engine.generator import TurboGenerator, build_cyclegan, build_pix2pix
 
 # Shapes follow SD-Turbo's structure (4-block VAE with 8x downsampling, cross-attention UNet, CLIP text encoder)
@@ -123,13 +124,13 @@ def make_random_checkpoint(base_dir: str | Path, path: str | Path, kind: str = "
     base = load_base(base_dir, with_text_encoder=False)
     if kind == "cyclegan":
         generator = build_cyclegan(base, rank_unet, rank_vae)
-        info = ModelInfo("cyclegan", generator.spec, str(base_dir), name=Path(path).stem, direction="a2b",
-                         directions=["a2b", "b2a"], image_prep="no_resize",
-                         captions=captions or {"a2b": "a street at night", "b2a": "a street by day"})
+        info = ModelInfo.for_family(Kind.CYCLEGAN, generator.spec, str(base_dir), name=Path(path).stem,
+                                    captions=captions or {"a2b": "a street at night", "b2a": "a street by day"})
     else:
         stochastic = kind == "pix2pix_stochastic"
         generator = build_pix2pix(base, rank_unet, rank_vae, twin_conv=stochastic)
-        info = ModelInfo("pix2pix", generator.spec, str(base_dir), name=Path(path).stem, prompt=prompt,
-                         input_range="0,1", stochastic=stochastic, gamma=0.4 if stochastic else 1.0)
+        # preprocess "none": the tiny sketch model takes the image as given (its tests feed binary maps)
+        info = ModelInfo.for_family(Kind.PIX2PIX, generator.spec, str(base_dir), stochastic=stochastic,
+                                    name=Path(path).stem, prompt=prompt, preprocess="none")
     randomize_adapters(generator, seed)
     return save_turbo(generator, info, Path(path))

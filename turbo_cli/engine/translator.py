@@ -17,31 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from turbo_cli.engine.checkpoint import LoadedModel
+from turbo_cli.device import pick_device, pick_dtype
 from turbo_cli.errors import InputError
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 INFERENCE_PREPS = "no_resize, resize_N, resize_WxH (e.g. resize_512x512)"
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name}: not a device (auto, cpu, cuda, cuda:N)") from None
-
-
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32  # CPU half precision is slower than fp32
-    if name not in DTYPES:
-        raise InputError(f"--dtype {name}: valid values are auto, {', '.join(DTYPES)}")
-    return DTYPES[name]
 
 
 def model_size(height: int, width: int, image_prep: str) -> tuple[int, int]:
@@ -80,7 +59,7 @@ class Translator:
 
     def __init__(self, loaded: LoadedModel, prompt_emb: torch.Tensor, *, direction: str | None = None,
                  device: str | torch.device = "auto", dtype: str = "auto", compile: bool | None = None,
-                 image_prep: str | None = None, gamma: float | None = None, seed: int = 42,
+                 image_prep: str | None = None, r: float | None = None, seed: int = 42,
                  batch_size: int | None = None,
                  preprocess: Callable[[np.ndarray], np.ndarray] | None = None):
         info = loaded.info
@@ -98,9 +77,9 @@ class Translator:
         if self.device.type == "cuda":
             self.generator.to(memory_format=torch.channels_last)
         if info.stochastic:
-            self.generator.set_strength(info.gamma if gamma is None else gamma)
-        elif gamma is not None and gamma != 1.0:
-            raise InputError(f"--gamma {gamma}: '{info.name}' is not a stochastic model")
+            self.generator.set_r(info.r if r is None else r)
+        elif r is not None and r != 1.0:
+            raise InputError(f"--gamma {r}: '{info.name}' is not a stochastic model")
         self.prompt_emb = prompt_emb.to(self.device, self.dtype)
         # Compiling pays off on CUDA; on CPU each new shape costs ~1 min for a 1.2-1.8x steady-state gain.
         self.compiled = self.device.type == "cuda" if compile is None else compile
@@ -139,8 +118,7 @@ class Translator:
         if (mh, mw) != (height, width):
             x = F.interpolate(x.float(), size=(mh, mw), mode="bicubic", antialias=True, align_corners=False)
             x = x.clamp(0, 1).to(self.dtype)
-        if self.input_range == "-1,1":
-            x = x * 2 - 1
+        x = self.input_range.from_unit(x)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         out = self._forward(x, self.prompt_emb, direction=self.direction, noise=self._noise(len(x), mh, mw))

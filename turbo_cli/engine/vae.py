@@ -42,7 +42,8 @@ class SkipEncoder(Encoder):
 
 
 class SkipDecoder(Decoder):
-    """VAE decoder that adds `skip_conv_i(gamma * skips[::-1][i])` before up block i."""
+    """VAE decoder that adds `skip_conv_i(r * skips[::-1][i])` before up block i (r: the stochastic strength,
+    the original's `decoder.gamma`; 1 for deterministic models)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -57,12 +58,12 @@ class SkipDecoder(Decoder):
     def skip_convs(self) -> list[nn.Module]:
         return [self.skip_conv_1, self.skip_conv_2, self.skip_conv_3, self.skip_conv_4]
 
-    def forward(self, sample: torch.Tensor, skips: list[torch.Tensor], gamma: float = 1.0) -> torch.Tensor:
+    def forward(self, sample: torch.Tensor, skips: list[torch.Tensor], r: float = 1.0) -> torch.Tensor:
         checkpoint = torch.is_grad_enabled() and self.gradient_checkpointing
         sample = self.conv_in(sample)
         sample = self._gradient_checkpointing_func(self.mid_block, sample) if checkpoint else self.mid_block(sample)
         for skip_conv, skip, up_block in zip(self.skip_convs(), reversed(skips), self.up_blocks):
-            sample = sample + skip_conv(skip * gamma)
+            sample = sample + skip_conv(skip * r)
             sample = self._gradient_checkpointing_func(up_block, sample) if checkpoint else up_block(sample)
         return self.conv_out(self.conv_act(self.conv_norm_out(sample)))
 

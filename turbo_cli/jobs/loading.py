@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from turbo_cli.engine.families import Kind
 from turbo_cli.errors import InputError, ModelError
 
 VALID_DIRECTIONS = ("a2b", "b2a")
@@ -30,7 +31,7 @@ class ModelOptions:
     preprocess: str | None = None  # None: the model's own (canny for edge_to_image, sketch for the sketch model)
     canny_low: int = 100  # the original's Canny thresholds
     canny_high: int = 200
-    gamma: float | None = None  # r of a stochastic model; None: the model's default (0.4 for the sketch model)
+    r: float | None = None  # strength of a stochastic model (--gamma); None: the model's (0.4 for the sketch model)
     seed: int = 42  # the original's default seed for stochastic models
     batch_size: int | None = None  # None: chosen by image size and device
 
@@ -104,10 +105,9 @@ def load_model(model: str, base_model: str | None = None):
         base = load_base(base_model or DEFAULT_BASE)
         preset = None
         if entry is not None:  # a published checkpoint: what the original hard-codes for its name
-            preset = ModelInfo(entry.kind, None, base.source, name=entry.name, captions=dict(entry.captions),
-                               direction=entry.direction, image_prep=entry.image_prep,
-                               input_range="-1,1" if entry.kind == "cyclegan" else "0,1",
-                               preprocess=entry.preprocess, stochastic=entry.stochastic, gamma=entry.gamma)
+            preset = ModelInfo.for_family(entry.kind, None, base.source, stochastic=entry.stochastic,
+                                          name=entry.name, captions=dict(entry.captions), direction=entry.direction,
+                                          image_prep=entry.image_prep, preprocess=entry.preprocess, r=entry.r)
         loaded = load_original(path, base, preset, sd)
     return loaded, PromptEncoder(base.tokenizer, base.text_encoder)
 
@@ -130,7 +130,7 @@ def build_translator(options: ModelOptions):
                          f"--direction word (night, day, rainy, clear)")
     loaded, prompt_encoder = load_model(model, options.base_model)
     info = loaded.info
-    if info.kind == "cyclegan":
+    if info.kind is Kind.CYCLEGAN:
         direction = direction or info.direction or "a2b"
         if direction not in info.directions:
             raise ModelError(f"{info.name}: the checkpoint holds no {direction} VAE (has: {', '.join(info.directions)})")
@@ -147,7 +147,7 @@ def build_translator(options: ModelOptions):
     preprocess = _preprocessor(options.preprocess or info.preprocess, options)
     return Translator(loaded, prompt_encoder([prompt]), direction=direction, device=options.device,
                       dtype=options.dtype, compile=options.compile, image_prep=options.image_prep,
-                      gamma=options.gamma, seed=options.seed, batch_size=options.batch_size, preprocess=preprocess)
+                      r=options.r, seed=options.seed, batch_size=options.batch_size, preprocess=preprocess)
 
 
 def _preprocessor(name: str, options: ModelOptions):
