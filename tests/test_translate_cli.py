@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def test_rerun_resumes_and_overwrite_redoes(tmp_path, tiny_cyclegan):
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     result = translate(src, out, "--model", tiny_cyclegan)
     assert result.exit_code == 0
-    assert "skipped (already done) │ 3" in result.output.replace("┃", "│") or " 3 " in result.output
+    assert re.search(r"skipped \(already done\)\W+(\d+)", result.output).group(1) == "3"
     assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png", "3.png"]
     assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in stamps.items())  # untouched
     result = translate(src, out, "--model", tiny_cyclegan, "--overwrite", "--format", "jpg")
@@ -167,12 +168,31 @@ def test_missing_base_model_offline_says_base_model_dir(tmp_path, monkeypatch, f
     assert "pass --base-model DIR" in result.output
 
 
-def test_checkpoint_on_wrong_base_names_mismatch(tmp_path, tiny_cyclegan, fixtures_dir):
-    """Our tiny base and the fixtures' base have different text widths/channels: loading must say what differs."""
+def test_missing_base_model_folder_is_one_line(tmp_path, tiny_cyclegan, fixtures_dir):
     Image.fromarray(_rgb(1, 16, 16)).save(tmp_path / "x.png")
     result = translate(tmp_path / "x.png", tmp_path / "out", "--model", fixtures_dir / "checkpoints" / "pix2pix_ref.pkl",
                        "--prompt", "a cat", "--base-model", str(Path(str(tiny_cyclegan)).parent / "nope"))
     assert result.exit_code == 3 and "no such base-model folder" in result.output
+
+
+def test_checkpoint_on_wrong_base_names_mismatch(tmp_path, tiny_base, tiny_cyclegan):
+    """A checkpoint made on one base, loaded on a base of other widths: one line naming the tensor and both shapes."""
+    import shutil
+
+    from diffusers import UNet2DConditionModel
+
+    from turbo_cli.engine.tiny import TINY_UNET
+
+    wider = tmp_path / "wider-base"
+    shutil.copytree(tiny_base, wider)
+    shutil.rmtree(wider / "unet")
+    UNet2DConditionModel(**{**TINY_UNET, "block_out_channels": (32, 96)}).save_pretrained(wider / "unet")
+    Image.fromarray(_rgb(1, 64, 64)).save(tmp_path / "x.png")
+    result = translate(tmp_path / "x.png", tmp_path / "out", "--model", tiny_cyclegan, "--base-model", wider)
+    assert result.exit_code == 3, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert f"{tiny_cyclegan}: checkpoint does not fit the base model" in line
+    assert re.search(r"has shape \(\d+(, \d+)*\), the base model's is \(\d+(, \d+)*\)", line), line
 
 
 def test_interrupted_run_leaves_no_partial_files(tmp_path, tiny_cyclegan, monkeypatch):
