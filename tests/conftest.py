@@ -15,6 +15,40 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = Path(os.environ.get("TURBO_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 
+def _published_weights_cached() -> str | None:
+    """None when SD-Turbo and the day_to_night checkpoint are in the local caches, else what is missing."""
+    from turbo_cli.engine.registry import PUBLISHED
+    from turbo_cli.hub import cache_dir
+
+    missing = []
+    if not (cache_dir("checkpoints") / PUBLISHED["day_to_night"].filename).is_file():
+        missing.append(f"{PUBLISHED['day_to_night'].filename} in {cache_dir('checkpoints')}")
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download("stabilityai/sd-turbo", local_files_only=True, allow_patterns=["unet/*"])
+    except Exception:
+        missing.append("stabilityai/sd-turbo in the Hugging Face cache")
+    return ", ".join(missing) or None
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need CUDA, `weights` tests the real published weights in the local caches: skip with the reason."""
+    if any("gpu" in item.keywords for item in items):
+        import torch
+
+        if not torch.cuda.is_available():
+            for item in items:
+                if "gpu" in item.keywords:
+                    item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+    if any("weights" in item.keywords for item in items):
+        missing = _published_weights_cached()
+        if missing:
+            for item in items:
+                if "weights" in item.keywords:
+                    item.add_marker(pytest.mark.skip(reason=f"needs the real weights: {missing}"))
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models on a shared 2-core CPU: one intra-op thread avoids OpenMP spin-wait thrashing (often 10x).
