@@ -8,6 +8,7 @@ conv_in, skip convs, plus any base weight the checkpoint overrides) and, in the 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,9 @@ def checkpoint_state(generator: TurboGenerator) -> dict[str, torch.Tensor]:
 # ---- the original formats ---------------------------------------------------------------------------------------
 def read_original(path: Path) -> dict:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # the original pickles use protocol 4, which weights_only reads fine
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", module="torch")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ModelError(f"{path}: not a readable img2img-turbo checkpoint ({str(e).splitlines()[0][:200]})") \
             from None
