@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from rich.markup import escape
+
 from turbo_cli.cli.ui import console
 
 
@@ -40,7 +42,7 @@ def convert(
         info.base_model = base_model
     save_turbo(loaded.generator, info, output)
     size = output.stat().st_size / 2**20
-    console.print(f"wrote {output} ({size:.1f} MiB, {info.kind}, base {info.base_model})")
+    console.print(f"wrote {escape(str(output))} ({size:.1f} MiB, {info.kind}, base {escape(info.base_model)})")
 
 
 def register(app: typer.Typer) -> None:

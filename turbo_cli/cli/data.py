@@ -21,11 +21,12 @@ def synth(
     overwrite: Annotated[bool, typer.Option(help="Replace a dataset already in DIR.")] = False,
 ) -> None:
     """Make a seeded synthetic unpaired dataset: street scenes by day (A) and by night (B), plus a day clip."""
-    from rich.console import Console
+    from rich.markup import escape
+
+    from turbo_cli.cli.ui import console
 
     from turbo_cli.io import synth as S
 
-    console = Console()
     S.check_size(size)
     params = {"size": size, "n_train": n_train, "n_test": n_test, "seed": seed}
     manifest = dir / S.MANIFEST
@@ -40,9 +41,9 @@ def synth(
         if same:
             if clip and not (dir / S.CLIP_NAME).is_file():
                 S.make_day_clip(dir / S.CLIP_NAME, seed=seed)
-                console.print(f"{dir}: dataset already there; wrote {S.CLIP_NAME}")
+                console.print(f"{escape(str(dir))}: dataset already there; wrote {S.CLIP_NAME}")
             else:
-                console.print(f"{dir}: dataset already there (same parameters); nothing to do")
+                console.print(f"{escape(str(dir))}: dataset already there (same parameters); nothing to do")
             return
         raise InputError(f"{dir}: folder is not empty (pass --overwrite to replace a dataset there)")
     if overwrite:
@@ -54,7 +55,7 @@ def synth(
             S.make_day_clip(dir / S.CLIP_NAME, seed=seed)
     console.print(
         f"wrote {counts['train_A']}+{counts['train_B']} train and {counts['test_A']}+{counts['test_B']} test "
-        f"images (A = day, B = night, {size}x{size})" + (f" and {S.CLIP_NAME}" if clip else "") + f" to {dir}"
+        f"images (A = day, B = night, {size}x{size})" + (f" and {S.CLIP_NAME}" if clip else "") + f" to {escape(str(dir))}"
     )
 
 
