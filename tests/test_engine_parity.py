@@ -1,4 +1,4 @@
-"""Numerical parity with the original img2img-turbo on the shared fixtures (design §1-2).
+"""Numerical parity with the original img2img-turbo on the shared fixtures (docs/design.md §1-2).
 
 Each case is loaded through the same path a user's checkpoint takes (`turbo_cli.jobs.loading.load_model` on the
 original .pkl with a local base folder) and must reproduce the original's float32 output within 1e-4.

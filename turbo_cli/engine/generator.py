@@ -1,4 +1,4 @@
-"""The one-step generator: VAE encoder -> UNet at t=999 -> closed-form x0 -> skip-connected VAE decoder (design §1).
+"""The one-step generator: VAE encoder -> UNet at t=999 -> closed-form x0 -> skip-connected VAE decoder (docs/design.md §1).
 
 One class serves both published families:
 - pix2pix-turbo: one VAE (`vae`), UNet adapter `default`; optionally stochastic with a twin `conv_in`.

@@ -1,4 +1,4 @@
-"""LoRA adapters exactly as the original attaches them (design §1.5): targets, adapter names, ranks, alphas.
+"""LoRA adapters exactly as the original attaches them (docs/design.md §1): targets, adapter names, ranks, alphas.
 
 The alphas matter: pix2pix uses peft's default lora_alpha (8) on both UNet (rank 8 -> scale 1) and VAE
 (rank 4 -> scale 2); CycleGAN's UNet adapters use lora_alpha = rank (scale 1). The fixtures catch a mismatch.
@@ -76,7 +76,7 @@ def scale_adapters(module: nn.Module, r: float) -> None:
 # ---- which tensors are adapters, which train, which are saved: the one answer ----------------------------------
 # Adapters are what the method adds to SD-Turbo and every turbo checkpoint stores: LoRA A/B, the skip convs
 # (their weights and LoRA) and the UNet's first conv (retrained; the twin-conv model keeps a frozen copy beside it).
-# What trains follows the original's optimizer lists (docs/design.md, "What trains"):
+# What trains follows the original's optimizer lists (docs/design.md §1, "What trains, what is saved"):
 #   pix2pix-turbo: every LoRA, unet.conv_in, the skip convs themselves (set_train: skip_conv_N.requires_grad_(True));
 #   CycleGAN-turbo: every LoRA, unet.conv_in; the skip convs' own weights stay at their 1e-5 init (peft froze them
 #     when it wrapped them, so only their LoRA learns);

@@ -1,4 +1,4 @@
-"""The SD VAE with skip connections from encoder to decoder (design §1.1, §1.4).
+"""The SD VAE with skip connections from encoder to decoder (docs/design.md §1).
 
 The encoder returns the activation that enters each of its down blocks; the decoder adds a 1x1 "skip conv" of
 those activations (reversed) before each of its up blocks. The skip convs are registered submodules named
