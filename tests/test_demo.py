@@ -64,7 +64,7 @@ def _untrained_like_demo(tmp_path) -> Path:
     base = load_base(DEMO_ASSETS / "base", with_text_encoder=False)
     gen = build_cyclegan(base, info.spec.rank_unet, info.spec.rank_vae)
     untrained = ModelInfo.for_family("cyclegan", gen.spec, str(DEMO_ASSETS / "base"), name="untrained",
-                                     captions=info.captions)
+                                     captions=info.captions, image_prep=info.image_prep)
     return save_turbo(gen, untrained, tmp_path / "untrained.safetensors")
 
 

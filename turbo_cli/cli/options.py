@@ -38,8 +38,13 @@ _MODEL_PARAMS: list[tuple[str, object, object]] = [
         help="torch.compile the model; default: on for CUDA, off for CPU.")], None),
     ("image_prep", Annotated[Optional[str], typer.Option(
         rich_help_panel=PANEL,
-        help="no_resize (multiple of 8) | resize_N | resize_WxH; default: what the model was trained with "
-             "(resize_512x512 for the published CycleGAN models). Outputs keep the input's size.")], None),
+        help="no_resize (down to multiples of 8) | resize_N | resize_WxH; default: the checkpoint's, or the "
+             "original script's for original files (CycleGAN resize_512x512, pix2pix no_resize). PIL Lanczos in "
+             "and back, as the original; outputs keep the input's size.")], None),
+    ("keep_model_size", Annotated[bool, typer.Option(
+        "--keep-model-size", rich_help_panel=PANEL,
+        help="Save outputs at the model's size (pix2pix: the input cut down to multiples of 8, as "
+             "inference_paired.py saves them) instead of the input's size.")], False),
     ("preprocess", Annotated[Optional[str], typer.Option(
         rich_help_panel=PANEL, help="none | canny | sketch; default: the model's own.")], None),
     ("canny_low", Annotated[int, typer.Option(rich_help_panel=PANEL, help="Canny low threshold.")], 100),
@@ -49,7 +54,9 @@ _MODEL_PARAMS: list[tuple[str, object, object]] = [
         help="Stochastic models: the strength r of the paper (the original scripts call it gamma); default: the "
              "model's, 0.4 for the sketch model.")], None),
     ("seed", Annotated[int, typer.Option(
-        rich_help_panel=PANEL, help="Stochastic models: noise seed (as the original: manual_seed then randn).")],
+        rich_help_panel=PANEL, help="Stochastic models: noise seed. Every image gets the noise the original script "
+                                    "draws when run once on it with this seed (torch.manual_seed, then randn on "
+                                    "the model's device).")],
      42),
 ]
 MODEL_OPTION_NAMES = [name for name, _, _ in _MODEL_PARAMS]

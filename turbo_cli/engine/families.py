@@ -50,13 +50,16 @@ class FamilyDefaults:
     rank_vae: int
     r: float  # default strength; 1.0 = the deterministic model
     preprocess: str  # conditioning the original applies to inputs: none | canny | sketch
-    image_prep: str  # inference resize when the checkpoint does not say
+    image_prep: str  # inference resize when the checkpoint does not say: what the original script defaults to
 
 
 _DEFAULTS = {
-    # CycleGAN-turbo: rank-128 UNet LoRA (three adapters), rank-4 VAE LoRA, inputs in [-1, 1].
-    (Kind.CYCLEGAN, False): FamilyDefaults(Kind.CYCLEGAN, False, InputRange.SIGNED, 128, 4, 1.0, "none", "no_resize"),
-    # pix2pix-turbo: rank-8 UNet LoRA, rank-4 VAE LoRA, inputs in [0, 1].
+    # CycleGAN-turbo: rank-128 UNet LoRA (three adapters), rank-4 VAE LoRA, inputs in [-1, 1]; inference at
+    # 512x512 (inference_unpaired.py's default --image_prep: the published models were trained and evaluated there).
+    (Kind.CYCLEGAN, False): FamilyDefaults(Kind.CYCLEGAN, False, InputRange.SIGNED, 128, 4, 1.0, "none",
+                                           "resize_512x512"),
+    # pix2pix-turbo: rank-8 UNet LoRA, rank-4 VAE LoRA, inputs in [0, 1]; inference_paired.py resizes DOWN to
+    # multiples of 8 (no_resize).
     (Kind.PIX2PIX, False): FamilyDefaults(Kind.PIX2PIX, False, InputRange.UNIT, 8, 4, 1.0, "none", "no_resize"),
     # The stochastic sketch model: pix2pix with a twin conv_in; the original's gradio default r = 0.4 on sketches.
     (Kind.PIX2PIX, True): FamilyDefaults(Kind.PIX2PIX, True, InputRange.UNIT, 8, 4, 0.4, "sketch", "no_resize"),

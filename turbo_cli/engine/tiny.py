@@ -125,6 +125,7 @@ def make_random_checkpoint(base_dir: str | Path, path: str | Path, kind: str = "
     if kind == "cyclegan":
         generator = build_cyclegan(base, rank_unet, rank_vae)
         info = ModelInfo.for_family(Kind.CYCLEGAN, generator.spec, str(base_dir), name=Path(path).stem,
+                                    image_prep="no_resize",  # tiny models: tests run them at the inputs' size
                                     captions=captions or {"a2b": "a street at night", "b2a": "a street by day"})
     else:
         stochastic = kind == "pix2pix_stochastic"

@@ -27,10 +27,11 @@ class ModelOptions:
     device: str = "auto"
     dtype: str = "auto"  # auto: bf16/fp16 on CUDA, fp32 on CPU
     compile: bool | None = None  # None: on for CUDA, off for CPU (compiling costs more than it saves there)
-    image_prep: str | None = None  # None: what the model was trained with
+    image_prep: str | None = None  # None: the checkpoint's (the original script's default for original files)
     preprocess: str | None = None  # None: the model's own (canny for edge_to_image, sketch for the sketch model)
     canny_low: int = 100  # the original's Canny thresholds
     canny_high: int = 200
+    keep_model_size: bool = False  # True: outputs at the model's size, as inference_paired.py saves them
     r: float | None = None  # strength of a stochastic model (--gamma); None: the model's (0.4 for the sketch model)
     seed: int = 42  # the original's default seed for stochastic models
     batch_size: int | None = None  # None: chosen by image size and device
@@ -123,6 +124,7 @@ def _base_of(info, checkpoint: Path) -> str:
 def build_translator(options: ModelOptions):
     """Load everything once and return a Translator for these options."""
     from turbo_cli.engine.translator import Translator
+    from turbo_cli.io.frames import FramePrep
 
     model, direction = _model_for_direction(options)
     if model is None:
@@ -144,19 +146,9 @@ def build_translator(options: ModelOptions):
         prompt = options.prompt or info.prompt
         if not prompt:
             raise InputError(f"{info.name}: pass --prompt (what the output image should show)")
-    preprocess = _preprocessor(options.preprocess or info.preprocess, options)
-    return Translator(loaded, prompt_encoder([prompt]), direction=direction, device=options.device,
-                      dtype=options.dtype, compile=options.compile, image_prep=options.image_prep,
-                      r=options.r, seed=options.seed, batch_size=options.batch_size, preprocess=preprocess)
-
-
-def _preprocessor(name: str, options: ModelOptions):
-    if name in (None, "none"):
-        return None
-    from turbo_cli.io import condition
-
-    if name == "canny":
-        return lambda rgb: condition.canny(rgb, options.canny_low, options.canny_high)
-    if name == "sketch":
-        return condition.sketch
-    raise InputError(f"--preprocess {name}: valid values are none, canny, sketch")
+    frame_prep = FramePrep(image_prep=options.image_prep or info.image_prep,
+                           preprocess=options.preprocess or info.preprocess, canny_low=options.canny_low,
+                           canny_high=options.canny_high, keep_model_size=options.keep_model_size)
+    return Translator(loaded, prompt_encoder([prompt]), frame_prep, direction=direction, device=options.device,
+                      dtype=options.dtype, compile=options.compile, r=options.r, seed=options.seed,
+                      batch_size=options.batch_size)

@@ -18,6 +18,7 @@ import numpy as np
 
 from turbo_cli.errors import TurboError
 from turbo_cli.progress import QUIET, Progress
+from turbo_cli.io.frames import lanczos
 from turbo_cli.io.images import (DecodedImage, ImageJob, discover_images, is_complete_output, normalize_format,
                                  output_path, read_image, write_image_atomic)
 
@@ -62,13 +63,15 @@ def plan(input: str | Path, output_dir: str | Path, fmt: str | None = None, over
     return todo, len(jobs), len(jobs) - len(todo)
 
 
-def _decoded_in_order(jobs: list[tuple[ImageJob, Path]], workers: int, lookahead: int):
-    """Yield (job, out, DecodedImage | InputError) in input order, decoding up to `lookahead` ahead on threads."""
+def _decoded_in_order(jobs: list[tuple[ImageJob, Path]], workers: int, lookahead: int, prepare):
+    """Yield (job, out, (DecodedImage, model input) | TurboError) in input order, decoding and preparing (the
+    model-size resize and conditioning, `FramePrep.to_model`) up to `lookahead` ahead on threads."""
     def read(job):
         try:
-            return read_image(job.src)
-        except TurboError as e:
-            return e
+            img = read_image(job.src)
+            return img, prepare(img.rgb)
+        except TurboError as e:  # unreadable, too small, ...: reported by path, the others go on
+            return TurboError(f"{job.src}: {e}" if str(job.src) not in str(e) else str(e))
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="turbo-decode") as pool:
         pending: "OrderedDict[int, tuple]" = OrderedDict()
@@ -86,27 +89,35 @@ def _decoded_in_order(jobs: list[tuple[ImageJob, Path]], workers: int, lookahead
 
 
 class _Writer:
-    """A writer thread with a bounded queue; write failures are collected, not raised."""
+    """A writer thread with a bounded queue: brings each output back to its input's size (`FramePrep.from_model`,
+    PIL, off the model's thread) and writes it atomically; write failures are collected, not raised."""
 
-    def __init__(self, failed: list, on_done, maxsize: int = 64):
+    def __init__(self, failed: list, on_done, restore, maxsize: int = 64):
         self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self.failed = failed
         self.on_done = on_done
+        self.restore = restore
         self.thread = threading.Thread(target=self._run, name="turbo-write", daemon=True)
         self.thread.start()
 
     def _run(self):
         while (item := self.queue.get()) is not None:
-            out, rgb, alpha, src = item
+            out, rgb, alpha, src, (height, width) = item
             try:
+                rgb = self.restore(rgb, height, width)
+                if alpha is not None and alpha.shape != rgb.shape[:2]:  # --keep-model-size: alpha follows
+                    alpha = lanczos(alpha, *rgb.shape[:2])
                 write_image_atomic(out, rgb, alpha)
                 self.on_done(True)
             except TurboError as e:
                 self.failed.append((str(src), str(e)))
                 self.on_done(False)
+            except Exception as e:  # never let the writer die: the model thread would block on a full queue
+                self.failed.append((str(src), f"{src}: cannot write the output ({type(e).__name__}: {e})"))
+                self.on_done(False)
 
-    def put(self, out: Path, rgb: np.ndarray, alpha, src: Path):
-        self.queue.put((out, rgb, alpha, src))
+    def put(self, out: Path, rgb: np.ndarray, alpha, src: Path, size: tuple[int, int]):
+        self.queue.put((out, rgb, alpha, src, size))
 
     def close(self):
         self.queue.put(None)
@@ -133,25 +144,29 @@ def translate_folder(input: str | Path, output_dir: str | Path, translator, *, f
             if on_progress is not None:
                 on_progress(1)
 
-    writer = _Writer(summary.failed, on_done)
-    groups: dict[tuple[int, int], list[tuple[ImageJob, Path, DecodedImage]]] = {}
+    frame_prep = getattr(translator, "frame_prep", None)
+    writer = _Writer(summary.failed, on_done, frame_prep.from_model if frame_prep else None)
+    # Batches are keyed by the size the MODEL runs at, not the input's: under resize_512x512 a folder of mixed
+    # photo sizes still runs in full batches.
+    groups: dict[tuple[int, int], list[tuple[ImageJob, Path, DecodedImage, np.ndarray]]] = {}
 
     def flush(key):
         batch = groups.pop(key)
-        frames = np.stack([img.rgb for _, _, img in batch])
-        outputs = translator.translate_frames(frames)
-        for (job, out, img), rgb in zip(batch, outputs):
-            writer.put(out, rgb, img.alpha, job.src)
+        outputs = translator.translate_prepared(np.stack([prepared for *_, prepared in batch]))
+        for (job, out, img, _), rgb in zip(batch, outputs):
+            writer.put(out, rgb, img.alpha, job.src, (img.height, img.width))
 
     try:
         with bar:
-            for job, out, img in _decoded_in_order(todo, workers, lookahead=64):
-                if isinstance(img, TurboError):
-                    summary.failed.append((str(job.src), str(img)))
+            for job, out, item in _decoded_in_order(todo, workers, lookahead=64,
+                                                    prepare=frame_prep.to_model if frame_prep else None):
+                if isinstance(item, TurboError):
+                    summary.failed.append((str(job.src), str(item)))
                     on_done(False)
                     continue
-                key = (img.height, img.width)
-                groups.setdefault(key, []).append((job, out, img))
+                img, prepared = item
+                key = prepared.shape[:2]
+                groups.setdefault(key, []).append((job, out, img, prepared))
                 if len(groups[key]) >= translator.batch_size_for(*key):
                     flush(key)
                 elif sum(len(g) for g in groups.values()) > 64:  # many sizes: don't hold images forever
