@@ -22,14 +22,14 @@ def demo(
     (recipes/demo-day2night.toml, scripts/train_demo.py): it shows the pipeline, not SD-Turbo quality.
     For real footage use the published models, e.g. `turbo video in.mp4 out.mp4 --direction night`.
     """
-    from turbo_cli.cli.eval import _print_table
+    from turbo_cli.cli.eval import print_report
     from turbo_cli.cli.ui import RichProgress, console
     from turbo_cli.engine.registry import DEMO_ABOUT
     from turbo_cli.jobs.demo import run_demo
 
     console.print(f"[bold]turbo demo[/bold]: {DEMO_ABOUT}.")
     result = run_demo(out, device=device, threads=threads, progress=RichProgress())
-    _print_table(console, result.report, "turbo eval: day clip -> night clip")
+    print_report(console, result.report, "turbo eval: day clip -> night clip")
     clip_note = "made" if result.made_clip else "reused"
     console.print(f"input video  ({clip_note}): {result.clip}")
     console.print(f"output video:        {result.output}   ({result.frames} frames; translated in {result.video_seconds:.1f} s)")

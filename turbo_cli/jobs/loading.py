@@ -12,6 +12,7 @@ from pathlib import Path
 
 from turbo_cli.engine.families import Kind
 from turbo_cli.errors import InputError, ModelError
+from turbo_cli.progress import QUIET, Progress
 
 VALID_DIRECTIONS = ("a2b", "b2a")
 
@@ -59,7 +60,7 @@ def _model_for_direction(options: ModelOptions) -> tuple[str | None, str | None]
     return name, PUBLISHED[name].direction
 
 
-def resolve_checkpoint(model: str) -> tuple[Path, object | None]:
+def resolve_checkpoint(model: str, progress: Progress = QUIET) -> tuple[Path, object | None]:
     """A local file for --model, downloading a published checkpoint into the cache on first use."""
     from turbo_cli.engine.registry import DEMO, PUBLISHED, demo_checkpoint
 
@@ -68,7 +69,7 @@ def resolve_checkpoint(model: str) -> tuple[Path, object | None]:
         from turbo_cli.hub import cache_dir
 
         entry = PUBLISHED[model]
-        return download(entry.url, cache_dir("checkpoints") / entry.filename), entry
+        return download(entry.url, cache_dir("checkpoints") / entry.filename, progress=progress), entry
     if model == DEMO:
         return demo_checkpoint(), None
     path = Path(model).expanduser()
@@ -86,13 +87,13 @@ def resolve_checkpoint(model: str) -> tuple[Path, object | None]:
     raise ModelError(f"unknown model '{model}'; known: {', '.join(known_models())}, or a checkpoint path")
 
 
-def load_model(model: str, base_model: str | None = None):
+def load_model(model: str, base_model: str | None = None, progress: Progress = QUIET):
     """(LoadedModel, PromptEncoder) for a --model value."""
     from turbo_cli.engine.base import DEFAULT_BASE, PromptEncoder, load_base
     from turbo_cli.engine.checkpoint import (ModelInfo, load_original, load_turbo, original_kind, read_original,
                                              read_turbo_info)
 
-    path, entry = resolve_checkpoint(model)
+    path, entry = resolve_checkpoint(model, progress)
     if path.suffix == ".safetensors":
         info = read_turbo_info(path)
         base = load_base(base_model or _base_of(info, path))
@@ -121,8 +122,8 @@ def _base_of(info, checkpoint: Path) -> str:
     return base
 
 
-def build_translator(options: ModelOptions):
-    """Load everything once and return a Translator for these options."""
+def build_translator(options: ModelOptions, progress: Progress = QUIET):
+    """Load everything once and return a Translator for these options (a first download shows on `progress`)."""
     from turbo_cli.engine.translator import Translator
     from turbo_cli.io.frames import FramePrep
 
@@ -130,7 +131,7 @@ def build_translator(options: ModelOptions):
     if model is None:
         raise InputError(f"pass --model (one of {', '.join(known_models())}, or a checkpoint path) or a "
                          f"--direction word (night, day, rainy, clear)")
-    loaded, prompt_encoder = load_model(model, options.base_model)
+    loaded, prompt_encoder = load_model(model, options.base_model, progress)
     info = loaded.info
     if info.kind is Kind.CYCLEGAN:
         direction = direction or info.direction or "a2b"

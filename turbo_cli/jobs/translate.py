@@ -200,7 +200,7 @@ def run_translate(input, output, model_options, *, fmt=None, overwrite=False, wo
     if not plan(input, output, fmt, overwrite, rank.rank, rank.world_size)[0]:
         translator = _NothingToDo()  # everything is done already: don't spend seconds loading the model
     else:
-        translator = build_translator(model_options)
+        translator = build_translator(model_options, progress)
     monitor = None
     if rank.world_size > 1 and rank.is_main:  # one bar for all processes, on rank 0
         every_shard = [out for r in range(rank.world_size)
