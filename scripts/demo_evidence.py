@@ -14,13 +14,16 @@ from pathlib import Path
 
 
 from turbo_cli.engine.registry import DEMO, DEMO_ABOUT, DEMO_ASSETS, DEMO_CHECKPOINT
+from turbo_cli.eval.names import Metric
+from turbo_cli.eval.results import FolderCounts
 from turbo_cli.io.images import image_grid
 from turbo_cli.jobs.demo import CLIP_SIZE, METRICS_NAME, run_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-EVIDENCE_METRICS = frozenset({"color", "edges", "brightness", "fid", "kid", "dino"})
+EVIDENCE_METRICS = frozenset({Metric.COLOR, Metric.EDGES, Metric.BRIGHTNESS, Metric.FID, Metric.KID,
+                              Metric.DINO_STRUCT})
 
 
 def _summary(report) -> dict:
@@ -31,7 +34,7 @@ def _summary(report) -> dict:
             out[m.key] = {"value": m.value, **{k: v for k, v in m.extra.items() if k != "std"}}
         else:
             out[m.key] = {"value": None, "unavailable": m.reason}
-    out["pairs"] = report.counts.get("pairs")
+    out["pairs"] = report.counts.pairs if isinstance(report.counts, FolderCounts) else None
     return out
 
 
@@ -58,19 +61,21 @@ def write_evidence(work: Path, assets: Path = DEMO_ASSETS, doc_img: Path | None 
     true night renders of the same test scenes (the ideal output), all against the night test set,
     with `turbo eval`'s weights-free metrics (FID/KID/DINO where their weights are reachable). Writes
     assets/metrics.json and, with doc_img, demo_day2night.png (input | demo | untrained | true night)."""
-    from turbo_cli.eval import api
-    from turbo_cli.eval.backbones import load_backbones
+    from turbo_cli.eval.folder_eval import evaluate_folders
+    from turbo_cli.eval.networks import load_backbones
     from turbo_cli.io import synth
     from turbo_cli.io.images import read_image, write_image_atomic
+    from turbo_cli.io.video import read_frames
+    from turbo_cli.jobs.evaluate import dataset_test_dirs, evaluate_model
     from turbo_cli.jobs.loading import ModelOptions
     from turbo_cli.train.recipe import load_recipe
 
     work, assets = Path(work), Path(assets)
     data = work / "data"
-    test_a, test_b = api.dataset_test_dirs(data)
+    test_a, test_b = dataset_test_dirs(data)
     recipe = load_recipe(assets / "recipe.toml")
     ev = work / "evidence"
-    nets = load_backbones(set(EVIDENCE_METRICS), device="cpu")
+    nets = load_backbones(EVIDENCE_METRICS, device="cpu")
     kw = dict(backbones=nets, metrics=EVIDENCE_METRICS, cache_dir=ev / "cache")
 
     # (d) the same test scenes rendered at night (synth.render_pair draws the layout the test image was drawn from)
@@ -91,9 +96,9 @@ def write_evidence(work: Path, assets: Path = DEMO_ASSETS, doc_img: Path | None 
     for name, options in runs.items():
         if options is None:
             out_dir = test_a if name == "inputs" else paired
-            report = api.evaluate_folders(test_a, out_dir, test_b, **kw)
+            report = evaluate_folders(test_a, out_dir, test_b, **kw)
         else:
-            (_, report), = api.evaluate_model(options, data, ev / name, **kw)
+            (_, report), = evaluate_model(options, data, ev / name, **kw)
             out_dir = ev / name / "translations" / "a2b"
         outputs[name] = out_dir
         evidence[name] = _summary(report)
@@ -135,11 +140,9 @@ def write_evidence(work: Path, assets: Path = DEMO_ASSETS, doc_img: Path | None 
             rows.append([read_image(outputs[k] / f.name).rgb if k != "inputs" else read_image(f).rgb
                          for k in ("inputs", "demo", "untrained", "true_night")])
         write_image_atomic(Path(doc_img) / "demo_day2night.png", image_grid(rows, pad=4, scale=3))
-        from turbo_cli.eval.folders import iter_video_frames
-
         picks = (0, 16, 32, 47)
-        day = [f for i, f in enumerate(iter_video_frames(clip.clip)) if i in picks]
-        night = [f for i, f in enumerate(iter_video_frames(clip.output)) if i in picks]
+        day = [f.rgb for i, f in enumerate(read_frames(clip.clip)) if i in picks]
+        night = [f.rgb for i, f in enumerate(read_frames(clip.output)) if i in picks]
         write_image_atomic(Path(doc_img) / "demo_video_frames.png", image_grid([day, night], pad=4, scale=2))
     return metrics
 

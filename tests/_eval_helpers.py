@@ -54,3 +54,53 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int = 12) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Tiny random metric networks: the real interfaces (InceptionFeatures, DinoKeys, LpipsDistance) on networks built
+# offline in milliseconds. Numbers are meaningless; every code path runs.
+
+
+def tiny_backbones(metrics=None, seed: int = 0, device: str = "cpu"):
+    """Seeded random stand-ins for the networks `metrics` need (all three when None)."""
+    import warnings
+
+    import lpips
+    import torch
+    from transformers import ViTConfig, ViTModel
+
+    from turbo_cli.eval.dino import DinoKeys
+    from turbo_cli.eval.names import INCEPTION_METRICS, Metric
+    from turbo_cli.eval.networks import Backbones, InceptionFeatures, LpipsDistance
+
+    metrics = set(Metric) if metrics is None else {Metric(m) for m in metrics}
+    torch.manual_seed(seed)
+    nets = Backbones()
+    if metrics & INCEPTION_METRICS:
+        inception = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 7, stride=4), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+        ).eval().to(device)
+        # the same 0..255 input convention as clean-fid's Inception
+        nets.inception = InceptionFeatures(lambda x: inception((x - 128.0) / 128.0),
+                                           id="tiny-random-inception (16-d, test)", device=device)
+    if Metric.DINO_STRUCT in metrics:
+        cfg = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                        image_size=64, patch_size=8)
+        nets.dino = DinoKeys(ViTModel(cfg, add_pooling_layer=False), id="tiny-random-vit (test)", short_side=64,
+                             device=device)
+    if Metric.LPIPS in metrics:
+        with warnings.catch_warnings():  # lpips calls torchvision with the deprecated `pretrained=` argument
+            warnings.simplefilter("ignore", UserWarning)
+            # AlexNet trunk, random (pnet_rand): small and offline; the linear heads ship inside the lpips package.
+            net = lpips.LPIPS(verbose=False, net="alex", pnet_rand=True)
+        nets.lpips = LpipsDistance(net, id="lpips alex, random trunk (test)", device=device)
+    return nets
+
+
+def use_tiny_backbones(monkeypatch) -> None:
+    """Make `turbo eval` (the CLI) load the tiny networks instead of the real ones."""
+    from turbo_cli.eval import networks
+
+    monkeypatch.setattr(networks, "load_backbones", lambda metrics, *args, **kwargs: tiny_backbones(metrics))

@@ -80,7 +80,7 @@ def test_truncated_download_leaves_nothing(cache, tmp_path):
     server = _Server({"f.pkl": b"x" * 10000}, truncate=True)
     try:
         with pytest.raises(ModelError, match="incomplete"):
-            download(server.url + "f.pkl", tmp_path / "f.pkl", progress=False)
+            download(server.url + "f.pkl", tmp_path / "f.pkl")
         assert list(tmp_path.iterdir()) == [cache] or not (tmp_path / "f.pkl").exists()
         assert not list(tmp_path.glob(".f.pkl*"))
     finally:
@@ -91,8 +91,37 @@ def test_http_error_and_unreachable_server(tmp_path):
     server = _Server({})
     try:
         with pytest.raises(ModelError, match="HTTP 404"):
-            download(server.url + "missing.pkl", tmp_path / "m.pkl", progress=False)
+            download(server.url + "missing.pkl", tmp_path / "m.pkl")
     finally:
         server.close()
     with pytest.raises(OfflineError, match="are you offline"):
-        download(server.url + "missing.pkl", tmp_path / "m.pkl", progress=False, timeout=2)
+        download(server.url + "missing.pkl", tmp_path / "m.pkl", timeout=2)
+
+
+def test_download_reports_bytes_to_the_progress_it_is_given(tmp_path):
+    from turbo_cli.progress import Bar, Progress
+
+    bars = []
+
+    class Recorder(Progress):
+        def bar(self, total, unit="it", description="", *, transient=False, bytes_=False):
+            bar = Bar()
+            bar.done = 0
+
+            def advance(n=1):
+                bar.done += n
+
+            bar.advance = advance
+            bars.append((total, unit, description, transient, bytes_, bar))
+            return bar
+
+    body = b"y" * 3000
+    server = _Server({"w.pt": body})
+    try:
+        path = download(server.url + "w.pt", tmp_path / "w.pt", progress=Recorder())
+    finally:
+        server.close()
+    assert path.read_bytes() == body
+    (total, unit, description, transient, bytes_, bar), = bars
+    assert (total, unit, transient, bytes_, bar.done) == (3000, "B", True, True, 3000)
+    assert "w.pt" in description

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests._eval_helpers import save_png, scene
+from tests._eval_helpers import save_png, scene, tiny_backbones, use_tiny_backbones
 from turbo_cli.cli.main import app
 from turbo_cli.errors import InputError
-from turbo_cli.eval import api
-from turbo_cli.eval.backbones import Backbones, InceptionFeatures, Unavailable, tiny_backbones
+from turbo_cli.eval.folder_eval import evaluate_folders
+from turbo_cli.eval.names import Metric, parse_metrics
+from turbo_cli.eval.networks import Backbones, InceptionFeatures, Unavailable
 
 
 @pytest.fixture(autouse=True)
@@ -46,11 +47,11 @@ def _run(*args):
     return CliRunner().invoke(app, ["eval", *map(str, args)])
 
 
-def test_folders_end_to_end(tmp_path):
+def test_folders_end_to_end(tmp_path, monkeypatch):
+    use_tiny_backbones(monkeypatch)
     src, out, ref = _make_folders(tmp_path)
     json_copy = tmp_path / "copy" / "m.json"
-    r = _run("--source", src, "--output", out, "--reference", ref, "--backbones", "tiny", "--metrics", "all",
-             "--json", json_copy)
+    r = _run("--source", src, "--output", out, "--reference", ref, "--metrics", "all", "--json", json_copy)
     assert r.exit_code == 0, r.output
     rep = tmp_path / "out-eval"  # default: beside the output folder
     data = json.loads((rep / "metrics.json").read_text())
@@ -86,7 +87,7 @@ def test_offline_metric_reported_with_reason_others_still_run(tmp_path, monkeypa
     src, out, ref = _make_folders(tmp_path)
     rep = tmp_path / "rep"
     r = _run("--source", src, "--output", out, "--reference", ref, "--report", rep,
-             "--metrics", "dino,edges,color,brightness", "--device", "cpu")
+             "--metrics", "dino_struct,edges,color,brightness", "--device", "cpu")
     assert r.exit_code == 0, r.output
     m = json.loads((rep / "metrics.json").read_text())["metrics"]
     assert m["dino_struct"]["status"] == "unavailable" and "offline" in m["dino_struct"]["reason"]
@@ -94,7 +95,7 @@ def test_offline_metric_reported_with_reason_others_still_run(tmp_path, monkeypa
     for key in ("edges", "color", "brightness"):
         assert m[key]["status"] == "ok" and m[key]["value"] is not None
     data = json.loads((rep / "metrics.json").read_text())
-    assert data["ranking"]["metric"] == "edges_f1" and "unavailable" in data["ranking"]["note"]
+    assert data["ranking"]["metric"] == "edges" and "unavailable" in data["ranking"]["note"]
     assert "n/a" in r.output and "offline" in r.output
     assert (rep / "grid.png").is_file()
 
@@ -115,20 +116,20 @@ def test_reference_statistics_are_cached(tmp_path):
     src, out, ref = _make_folders(tmp_path)
     calls: list[int] = []
     nets = _counting_backbones(calls)
-    first = api.evaluate_folders(src, out, ref, backbones=nets, metrics={"fid", "kid", "color"})
+    first = evaluate_folders(src, out, ref, backbones=nets, metrics={"fid", "kid", "color"})
     assert sum(calls) == 10  # 5 outputs + 5 references
-    assert first.counts["reference_cache"] == []
+    assert first.counts.reference_cache == []
     calls.clear()
-    second = api.evaluate_folders(src, out, ref, backbones=nets, metrics={"fid", "kid", "color"})
+    second = evaluate_folders(src, out, ref, backbones=nets, metrics={"fid", "kid", "color"})
     assert sum(calls) == 5  # only the outputs
-    assert second.counts["reference_cache"] == ["inception features", "colour statistics"]
+    assert second.counts.reference_cache == ["inception features", "colour statistics"]
     for key in ("fid", "kid", "color"):
         assert second.metric(key).value == pytest.approx(first.metric(key).value)
     # Changing the reference folder invalidates the entry.
     save_png(ref / "r_new.png", scene(seed=99))
     calls.clear()
-    third = api.evaluate_folders(src, out, ref, backbones=nets, metrics={"fid"})
-    assert sum(calls) == 11 and third.counts["reference_images"] == 6
+    third = evaluate_folders(src, out, ref, backbones=nets, metrics={"fid"})
+    assert sum(calls) == 11 and third.counts.reference_images == 6
 
 
 def test_too_few_images_missing_reference_and_broken_backbone(tmp_path):
@@ -140,40 +141,41 @@ def test_too_few_images_missing_reference_and_broken_backbone(tmp_path):
     save_png(ref / "y.png", scene(seed=4))
     nets = tiny_backbones({"fid", "kid"})
     nets.dino = Unavailable("DINO-Struct-Dist: pretend it could not load")
-    rep = api.evaluate_folders(src, out, ref, backbones=nets, metrics={"fid", "kid", "dino", "edges"})
+    rep = evaluate_folders(src, out, ref, backbones=nets, metrics={"fid", "kid", "dino_struct", "edges"})
     assert "at least 2 images" in rep.metric("fid").reason and "outputs: 1" in rep.metric("fid").reason
     assert not rep.metric("kid").ok
     assert rep.metric("dino_struct").reason == "DINO-Struct-Dist: pretend it could not load"
     assert rep.metric("edges").ok
-    no_ref = api.evaluate_folders(src, out, None, backbones=nets, metrics={"fid", "color"})
+    no_ref = evaluate_folders(src, out, None, backbones=nets, metrics={"fid", "color"})
     assert "--reference" in no_ref.metric("fid").reason and "--reference" in no_ref.metric("color").reason
 
 
-def test_bad_inputs(tmp_path):
+def test_bad_inputs(tmp_path, monkeypatch):
+    use_tiny_backbones(monkeypatch)
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "a.txt").write_text("x")
     src, out, ref = _make_folders(tmp_path)
-    r = _run("--source", empty, "--output", out, "--backbones", "tiny")
+    r = _run("--source", empty, "--output", out)
     assert r.exit_code == 2 and "--source" in r.output and "no images" in r.output and "1 non-image" in r.output
     other = tmp_path / "other"
     save_png(other / "zzz.png", scene())
-    r = _run("--source", src, "--output", other, "--backbones", "tiny")
+    r = _run("--source", src, "--output", other)
     assert r.exit_code == 2 and "zzz.png" in r.output and "no output has a source partner" in r.output
     r = _run("--source", src, "--output", out, "--metrics", "fid,bogus")
     assert r.exit_code == 2 and "bogus" in r.output and "is not a metric" in r.output
     r = _run("--source", src)
     assert r.exit_code == 2 and "--output" in r.output
     with pytest.raises(InputError, match="no such folder"):
-        api.evaluate_folders(tmp_path / "nope", out, backbones=Backbones())
+        evaluate_folders(tmp_path / "nope", out, backbones=Backbones())
 
 
 def test_unreadable_images_are_skipped_and_counted(tmp_path):
     src, out, ref = _make_folders(tmp_path)
     (out / "im3.jpg").write_bytes(b"not really a jpeg")
     (ref / "r0.png").write_bytes(b"\x89PNG broken")
-    rep = api.evaluate_folders(src, out, ref, backbones=tiny_backbones({"fid"}), metrics={"fid", "edges"})
-    assert rep.counts["pairs"] == 4 and rep.counts["unreadable_skipped"] == 2
+    rep = evaluate_folders(src, out, ref, backbones=tiny_backbones({"fid"}), metrics={"fid", "edges"})
+    assert rep.counts.pairs == 4 and rep.counts.unreadable_skipped == 2
     assert rep.metric("fid").ok and rep.metric("fid").policy["reference_images"] == 4
     assert any("im3.jpg" in w for w in rep.warnings)
 
@@ -185,11 +187,12 @@ def _dataset(root: Path, n: int = 3, size: int = 32) -> Path:
     return root
 
 
-def test_model_mode_cyclegan_both_directions(tmp_path, tiny_cyclegan):
+def test_model_mode_cyclegan_both_directions(tmp_path, tiny_cyclegan, monkeypatch):
+    use_tiny_backbones(monkeypatch)
     ds = _dataset(tmp_path / "ds")
     rep = tmp_path / "rep"
-    r = _run("--model", tiny_cyclegan, "--dataset", ds, "--report", rep, "--backbones", "tiny", "--device", "cpu",
-             "--max-images", "2", "--metrics", "fid,dino,edges,color")
+    r = _run("--model", tiny_cyclegan, "--dataset", ds, "--report", rep, "--device", "cpu",
+             "--max-images", "2", "--metrics", "fid,dino_struct,edges,color")
     assert r.exit_code == 0, r.output
     data = json.loads((rep / "metrics.json").read_text())
     assert data["kind"] == "model" and set(data["directions"]) == {"a2b", "b2a"}
@@ -205,3 +208,24 @@ def test_model_mode_cyclegan_both_directions(tmp_path, tiny_cyclegan):
 def test_model_mode_needs_dataset(tmp_path):
     r = _run("--model", "demo")
     assert r.exit_code == 2 and "--dataset" in r.output
+
+
+def test_one_metric_vocabulary():
+    # The --metrics names are the metrics.json keys; a near miss names the right one.
+    assert parse_metrics("fid, DINO_STRUCT ,edges", {"fid", "dino_struct", "edges"}, ()) == {
+        Metric.FID, Metric.DINO_STRUCT, Metric.EDGES}
+    assert parse_metrics(None, (), {"fid"}) == {Metric.FID}
+    with pytest.raises(InputError, match="'dino' is not a metric; did you mean dino_struct"):
+        parse_metrics("dino", {"fid", "dino_struct"}, ())
+    with pytest.raises(InputError, match="'flicker' does not apply here"):
+        parse_metrics("flicker", {"fid"}, ())
+
+
+def test_file_names_are_printed_as_they_are(tmp_path, monkeypatch):
+    # rich markup in a file name is text, not markup: "[bold]" stays in the output
+    use_tiny_backbones(monkeypatch)
+    src, out, ref = _make_folders(tmp_path)
+    save_png(out / "[bold]odd[/bold].png", scene())
+    r = _run("--source", src, "--output", out, "--metrics", "edges")
+    assert r.exit_code == 0, r.output
+    assert "[bold]odd[/bold].png" in r.output.replace("\n", "")

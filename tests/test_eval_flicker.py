@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests._eval_helpers import texture_frames, write_video
+from tests._eval_helpers import texture_frames, use_tiny_backbones, write_video
 from turbo_cli.eval.flicker import compute_flow, temporal_flicker, warp_error
 
 
@@ -58,6 +58,7 @@ def test_cli_video_eval(tmp_path, monkeypatch):
     from turbo_cli.cli.main import app
 
     monkeypatch.setenv("TURBO_CACHE", str(tmp_path / "cache"))
+    use_tiny_backbones(monkeypatch)
     frames = texture_frames(10, h=64, w=64)
     src = write_video(tmp_path / "in.mp4", frames)
     stable = write_video(tmp_path / "stable.mp4", [255 - f for f in frames])
@@ -66,7 +67,7 @@ def test_cli_video_eval(tmp_path, monkeypatch):
     for name, out in (("stable", stable), ("noisy", noisy)):
         rep = tmp_path / f"rep-{name}"
         r = CliRunner().invoke(app, ["eval", "--source", str(src), "--output", str(out), "--report", str(rep),
-                                     "--backbones", "tiny", "--max-images", "4"])
+                                     "--max-images", "4"])
         assert r.exit_code == 0, r.output
         data = json.loads((rep / "metrics.json").read_text())
         assert data["kind"] == "video"
@@ -77,3 +78,15 @@ def test_cli_video_eval(tmp_path, monkeypatch):
     assert results["stable"]["extra"]["input"] == pytest.approx(results["noisy"]["extra"]["input"])
     assert results["noisy"]["value"] > 3 * results["stable"]["value"]
     assert results["stable"]["policy"]["frame_pairs"] == 9
+
+
+def test_a_video_one_frame_longer_is_reported(tmp_path):
+    from turbo_cli.eval.networks import Backbones
+    from turbo_cli.eval.video_eval import evaluate_video
+
+    frames = texture_frames(6, h=32, w=32)
+    src = write_video(tmp_path / "in.mp4", frames)
+    out = write_video(tmp_path / "out.mp4", [255 - f for f in frames[:5]])
+    rep = evaluate_video(src, out, backbones=Backbones(), metrics={"flicker", "edges"})
+    assert rep.counts.frames == 5 and rep.metric("flicker").policy["frame_pairs"] == 4
+    assert any(w.startswith("--source has more frames") for w in rep.warnings), rep.warnings

@@ -21,60 +21,40 @@ def _default_report_dir(output: Path | None, model: str | None) -> Path:
     return Path.cwd() / f"eval-{Path(model or 'model').stem}"
 
 
-def _print_table(console, report, title: str) -> None:
+def print_report(console, report, title: str) -> None:
+    """The report as a rich table, then its counts and warnings. File names and reasons are user text: escaped."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    from turbo_cli.eval.report import ARROWS
+    from turbo_cli.eval.results import FolderCounts
+
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("related")
     table.add_column("notes", overflow="fold")
     for m in report.metrics:
-        arrow = {"lower": " ↓", "higher": " ↑"}.get(m.better, "")
+        label = m.label + ARROWS[m.better]
         if m.ok:
             # std is in the JSON; "output" repeats the value of the brightness row
             related = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in m.extra.items()
                                 if k != "std" and not (k == "output" and v == m.value))
-            note = m.policy.get("note", "")
-            table.add_row(m.label + arrow, f"{m.value:.4g}", related, note)
+            table.add_row(label, f"{m.value:.4g}", escape(related), escape(str(m.policy.get("note", ""))))
         else:
-            table.add_row(m.label + arrow, "[red]n/a[/red]", "", f"[red]{m.reason}[/red]")
+            table.add_row(label, "[red]n/a[/red]", "", f"[red]{escape(m.reason or '')}[/red]")
     console.print(table)
     counts = report.counts
-    if report.kind in ("folders", "model"):
-        skipped = sum(counts.get("non_image_files_skipped", {}).values())
-        console.print(f"{counts['pairs']} pairs, {counts['reference_images']} reference images"
+    if isinstance(counts, FolderCounts):
+        skipped = sum(vars(counts.non_image_files_skipped).values())
+        console.print(f"{counts.pairs} pairs, {counts.reference_images} reference images"
                       + (f", {skipped} non-image files skipped" if skipped else "")
-                      + (f" (reference statistics from cache: {', '.join(counts['reference_cache'])})"
-                         if counts.get("reference_cache") else ""))
+                      + (f" (reference statistics from cache: {', '.join(counts.reference_cache)})"
+                         if counts.reference_cache else ""))
     else:
-        console.print(f"{counts['frames']} frames, {counts['sampled_frames']} sampled for the per-frame metrics")
+        console.print(f"{counts.frames} frames, {counts.sampled_frames} sampled for the per-frame metrics")
     for w in report.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
-
-
-class _Progress:
-    """rich progress bars for the API's (stage, done, total) callback."""
-
-    def __init__(self, console):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=True)
-        self.tasks: dict[str, int] = {}
-
-    def __call__(self, stage: str, done: int, total: int | None) -> None:
-        if stage not in self.tasks:
-            self.tasks[stage] = self.progress.add_task(stage, total=total)
-        self.progress.update(self.tasks[stage], completed=done, total=total)
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.stop()
-        return False
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
 
 
 @with_model_options
@@ -97,8 +77,9 @@ def eval_command(
         "--json", rich_help_panel=PANEL, help="Also write metrics.json here.")] = None,
     metrics: Annotated[Optional[str], typer.Option(
         rich_help_panel=PANEL,
-        help="Comma list. Images: fid,kid,dino,lpips,color,edges,brightness (default: all but lpips). "
-             "Video: flicker,dino,lpips,edges,brightness (default: all but lpips). 'all' for everything.")] = None,
+        help="Comma list. Images: fid,kid,dino_struct,lpips,color,edges,brightness (default: all but lpips). "
+             "Video: flicker,dino_struct,lpips,edges,brightness (default: all but lpips). 'all' for everything.")
+    ] = None,
     weights_dir: Annotated[Optional[Path], typer.Option(
         rich_help_panel=PANEL, help="Local metric weights (air-gapped): inception-2015-12-05.pt, dino-vitb8/ "
                                     "(transformers folder), vgg16-397923af.pth.")] = None,
@@ -109,8 +90,6 @@ def eval_command(
         rich_help_panel=PANEL, help="Video: optical flow for flicker, dis | farneback.")] = "dis",
     max_frames: Annotated[Optional[int], typer.Option(
         min=2, rich_help_panel=PANEL, help="Video: read at most N frames of each video.")] = None,
-    backbones: Annotated[str, typer.Option(
-        hidden=True, help="real | tiny (tiny random networks: offline tests only, meaningless numbers)")] = "real",
     *,
     model_options: ModelOptions,
 ) -> None:
@@ -121,15 +100,16 @@ def eval_command(
     turbo eval --source day.mp4 --output night.mp4
     turbo eval --model day_to_night --dataset my_day2night/
     """
-    from rich.console import Console
+    from rich.markup import escape
 
-    from turbo_cli.eval import api
-    from turbo_cli.eval.backbones import load_backbones, tiny_backbones
+    from turbo_cli.cli.ui import RichProgress, console
+    from turbo_cli.eval import names, networks
     from turbo_cli.eval.flicker import FLOW_METHODS
-    from turbo_cli.eval.folders import is_video_path
+    from turbo_cli.eval.folder_eval import evaluate_folders
     from turbo_cli.eval.report import write_report
+    from turbo_cli.eval.video_eval import evaluate_video
+    from turbo_cli.io.video import is_video_path
 
-    console = Console()
     model_mode = model_options.model is not None or dataset is not None
     if model_mode:
         if dataset is None:
@@ -144,39 +124,35 @@ def eval_command(
     video = not model_mode and is_video_path(source)
     if video and not output.is_file():
         raise InputError(f"--output {output}: --source is a video, so --output must be a video file too")
-    allowed = api.VIDEO_METRICS if video else api.FOLDER_METRICS
-    default = api.DEFAULT_VIDEO_METRICS if video else api.DEFAULT_FOLDER_METRICS
-    chosen = api.parse_metrics(metrics, allowed, default)
+    allowed = names.VIDEO_METRICS if video else names.FOLDER_METRICS
+    default = names.DEFAULT_VIDEO_METRICS if video else names.DEFAULT_FOLDER_METRICS
+    chosen = names.parse_metrics(metrics, allowed, default)
     if flow not in FLOW_METHODS:
         raise InputError(f"--flow {flow}: use one of {', '.join(FLOW_METHODS)}")
-    if backbones not in ("real", "tiny"):
-        raise InputError(f"--backbones {backbones}: use real or tiny")
     if weights_dir is not None and not weights_dir.is_dir():
         raise InputError(f"--weights-dir {weights_dir}: no such folder")
 
-    with console.status("loading metric networks ..."):
-        nets = tiny_backbones(chosen) if backbones == "tiny" else load_backbones(chosen, weights_dir,
-                                                                                 model_options.device)
+    progress = RichProgress()
+    nets = networks.load_backbones(chosen, weights_dir, model_options.device, progress=progress)
     report_dir = report or _default_report_dir(output, model_options.model or model_options.direction)
-    with _Progress(console) as progress:
-        if model_mode:
-            results = api.evaluate_model(model_options, dataset, report_dir, backbones=nets, metrics=chosen,
-                                         max_images=max_images, progress=progress)
-        elif video:
-            results = [("video", api.evaluate_video(source, output, backbones=nets, metrics=chosen,
-                                                    max_samples=max_images or 32, flow=flow, max_frames=max_frames,
-                                                    progress=progress))]
-        else:
-            results = [("folders", api.evaluate_folders(source, output, reference, backbones=nets, metrics=chosen,
-                                                        max_images=max_images, progress=progress))]
     if model_mode:
+        from turbo_cli.jobs.evaluate import evaluate_model
+
+        results = evaluate_model(model_options, dataset, report_dir, backbones=nets, metrics=chosen,
+                                 max_images=max_images, progress=progress)
         paths = write_report([r for _, r in results], report_dir, names=[d for d, _ in results], json_path=json_path)
     else:
-        paths = write_report(results[0][1], report_dir, json_path=json_path)
+        if video:
+            result = evaluate_video(source, output, backbones=nets, metrics=chosen, max_samples=max_images or 32,
+                                    flow=flow, max_frames=max_frames, progress=progress)
+        else:
+            result = evaluate_folders(source, output, reference, backbones=nets, metrics=chosen,
+                                      max_images=max_images, progress=progress)
+        results = [(result.kind, result)]
+        paths = write_report(result, report_dir, json_path=json_path)
     for name, r in results:
-        title = f"turbo eval: {name}" if model_mode else f"turbo eval ({r.kind})"
-        _print_table(console, r, title)
-    console.print(f"report: {paths['html']}  ·  metrics: {paths['json']}")
+        print_report(console, r, f"turbo eval: {name}" if model_mode else f"turbo eval ({r.kind})")
+    console.print(f"report: {escape(str(paths['html']))}  ·  metrics: {escape(str(paths['json']))}")
 
 
 def register(app: typer.Typer) -> None:

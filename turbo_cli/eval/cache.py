@@ -1,21 +1,14 @@
-"""The turbo cache folder and small cached arrays (reference statistics, downloaded metric weights)."""
+"""Cached reference statistics: a key that changes when the folder or the method changes, and small .npz files."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-
-def turbo_cache_dir(*parts: str) -> Path:
-    """turbo's cache folder (TURBO_CACHE, else $HF_HOME/turbo, $XDG_CACHE_HOME/turbo, ~/.cache/turbo), created."""
-    from turbo_cli.hub import cache_dir
-
-    return cache_dir(*parts)
+from turbo_cli.atomic import atomic_path
 
 
 def folder_fingerprint(files: list[Path], root: Path) -> str:
@@ -44,12 +37,6 @@ def load_arrays(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def save_arrays(path: Path, **arrays: np.ndarray) -> None:
-    """Atomic .npz write (temp file beside the target + os.replace); a failed write only costs the cache."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write a .npz atomically: a reader never sees a half-written cache entry."""
+    with atomic_path(path, suffix=".npz.tmp") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)

@@ -1,19 +1,21 @@
 """Metric math: numpy / torch arrays in, floats out. No files, no models, no downloads.
 
 Everything here is deterministic (fixed seeds) so two runs over the same images give the same numbers.
-The network-dependent parts (Inception features, DINO keys, LPIPS) live in backbones.py / dino.py; this
+The network-dependent parts (Inception features, DINO keys, LPIPS) live in networks.py / dino.py; this
 module only turns their outputs into scores, which is what the tests check against reference formulas.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 
 import numpy as np
 from scipy import linalg
 
 # ----------------------------------------------------------------------------------------------------------------------
-# FID / KID (clean-fid's formulas, re-stated so the seed and the errors are ours)
+# FID / KID (clean-fid's)
 
 
 def feature_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -24,29 +26,23 @@ def feature_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return feats.mean(axis=0), np.cov(feats, rowvar=False)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2):
-    ||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 sqrt(sigma1 sigma2)).
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2), computed by clean-fid's own
+    `cleanfid.fid.frechet_distance` so our FID is clean-fid's number, not a look-alike.
 
-    Same numerics as clean-fid (Dougal Sutherland's stable version): if the product is singular (few samples),
-    retry with eps on the diagonal; drop a tiny imaginary part left by sqrtm.
+    Around the call: sizes are checked first (clean-fid asserts, which `python -O` drops), and clean-fid's stdout
+    note when it retries a singular product (expected with few images) is kept off our stdout.
     """
+    from cleanfid.fid import frechet_distance as cleanfid_frechet_distance
+
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(f"feature sizes differ: {mu1.shape} vs {mu2.shape}")
-    diff = mu1 - mu2
-    with warnings.catch_warnings():  # "singular matrix" is expected with few images; handled just below
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean = linalg.sqrtm(sigma1 @ sigma2)
-        if not np.isfinite(covmean).all():
-            offset = np.eye(sigma1.shape[0]) * eps
-            covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"imaginary component {np.max(np.abs(covmean.imag)):.3g} in sqrtm: covariances are broken")
-        covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # singular with few images; clean-fid retries
+        warnings.simplefilter("ignore", DeprecationWarning)  # clean-fid passes sqrtm's deprecated `disp`
+        return float(cleanfid_frechet_distance(mu1, sigma1, mu2, sigma2))
 
 
 def kernel_inception_distance(
@@ -54,7 +50,9 @@ def kernel_inception_distance(
 ) -> float:
     """KID: unbiased MMD^2 with the cubic polynomial kernel k(x,y) = (x.y/D + 1)^3, averaged over random subsets.
 
-    clean-fid's estimator, but with its own seeded generator instead of numpy's global state (reproducible).
+    clean-fid's estimator (`cleanfid.fid.kernel_distance`) restated, because clean-fid draws its subsets from
+    numpy's global, unseeded RNG: the same images would give a different KID on every run. Here the subsets come
+    from a generator seeded with `seed`; with subsets as large as the sets the two agree exactly (a test checks).
     Papers often print KID x 10^3; we return the raw value.
     """
     feats1, feats2 = np.asarray(feats1, np.float64), np.asarray(feats2, np.float64)

@@ -6,28 +6,21 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from turbo_cli.eval.api import EvalReport, MetricResult
+from turbo_cli.atomic import write_text
+from turbo_cli.eval.names import Better, Metric
+from turbo_cli.eval.results import EvalReport, GridRow, MetricResult
+from turbo_cli.io.images import resize_rgb, write_image_atomic
 
 GRID_HEIGHT = 192  # px per thumbnail row: big enough to judge structure, small enough for 8 rows on a screen
 LABEL_H = 22
 GAP = 6
 SECTION_TITLES = {"best": "best", "worst": "worst", "ranked": "all pairs"}
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+ARROWS = {Better.LOWER: " ↓", Better.HIGHER: " ↑", Better.NEITHER: ""}
+ITEM_METRICS = (Metric.DINO_STRUCT, Metric.EDGES, Metric.LPIPS, Metric.BRIGHTNESS)  # per-pair columns, in this order
 
 
 def _version() -> str:
@@ -49,9 +42,7 @@ def report_json(report: EvalReport | list[EvalReport], names: list[str] | None =
 
 
 def write_json(data: dict, path: str | Path) -> Path:
-    path = Path(path)
-    _atomic_write_text(path, json.dumps(data, indent=2, default=float) + "\n")
-    return path
+    return write_text(path, json.dumps(data, indent=2, default=float) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -79,22 +70,18 @@ def _label(text: str, width: int, height: int = LABEL_H, bg: int = 32) -> np.nda
 
 
 def _thumb(rgb: np.ndarray, height: int) -> np.ndarray:
-    import cv2
-
     h, w = rgb.shape[:2]
-    width = max(1, round(w * height / h))
-    interp = cv2.INTER_AREA if height < h else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (width, height), interpolation=interp)
+    return resize_rgb(rgb, (max(1, round(w * height / h)), height))
 
 
-def make_grid(rows: list[tuple], ranking_note: str, height: int = GRID_HEIGHT) -> np.ndarray:
-    """rows: (section, name, score text, source rgb, output rgb) -> one uint8 image: a title, then per section a
-    header and one "source | output" row per pair with its name and score above it."""
+def make_grid(rows: list[GridRow], ranking_note: str, height: int = GRID_HEIGHT) -> np.ndarray:
+    """One uint8 image: a title, then per section a header and one "source | output" row per pair with its name
+    and score above it."""
     blocks: list[np.ndarray] = []
     pair_imgs = []
-    for section, name, score, src, out in rows:
-        s, o = _thumb(src, height), _thumb(out, height)
-        pair_imgs.append((section, f"{name}  {score}".strip(), np.concatenate(
+    for row in rows:
+        s, o = _thumb(row.source, height), _thumb(row.output, height)
+        pair_imgs.append((row.section, f"{row.name}  {row.score}".strip(), np.concatenate(
             [s, np.full((height, GAP, 3), 255, np.uint8), o], axis=1)))
     title = f"source | output   ({ranking_note})"
     width = max([p[2].shape[1] for p in pair_imgs] + [480, _text_width(title) + 12])
@@ -123,7 +110,7 @@ def _fmt(v) -> str:
 
 
 def _metric_row(m: MetricResult) -> str:
-    arrow = {"lower": " ↓", "higher": " ↑"}.get(m.better, "")
+    arrow = ARROWS[m.better]
     if m.ok:
         value = f"<b>{_fmt(m.value)}</b>"
         extra = ", ".join(f"{html.escape(k)} {_fmt(v)}" for k, v in m.extra.items())
@@ -141,19 +128,19 @@ def _section_html(report: EvalReport, title: str, grid_name: str | None) -> str:
                                 for k, v in report.inputs.items() if v) + "</p>",
              "<table><tr><th>metric</th><th>value</th><th>related / reason</th><th>policy</th></tr>",
              *(_metric_row(m) for m in report.metrics), "</table>"]
-    counts = {k: v for k, v in report.counts.items() if v not in (0, [], None)}
+    counts = {k: v for k, v in report.counts.to_json().items() if v not in (0, [], None)}
     parts.append("<p class=small>" + " · ".join(f"{html.escape(k)}: {_fmt(v)}" for k, v in counts.items()) + "</p>")
     if report.warnings:
         parts.append("<ul class=warn>" + "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings) + "</ul>")
     if grid_name:
-        parts.append(f"<h3>Pairs ({html.escape(report.ranking['note'])})</h3>"
+        parts.append(f"<h3>Pairs ({html.escape(report.ranking.note)})</h3>"
                      f"<a href='{grid_name}'><img src='{grid_name}' alt='source | output grid'></a>")
-    cols = [c for c in ("dino_struct", "edges_f1", "lpips", "brightness_source", "brightness_output")
-            if any(c in it for it in report.items)]
-    if report.items:
-        parts.append(f"<details><summary>all {len(report.items)} pairs</summary><table><tr><th>#</th><th>name</th>"
+    items = [it.to_json() for it in report.items]
+    cols = [c for c in (*ITEM_METRICS, "brightness_source") if any(c in it for it in items)]
+    if items:
+        parts.append(f"<details><summary>all {len(items)} pairs</summary><table><tr><th>#</th><th>name</th>"
                      + "".join(f"<th>{c}</th>" for c in cols) + "</tr>")
-        for i, it in enumerate(report.items, 1):
+        for i, it in enumerate(items, 1):
             parts.append(f"<tr><td>{i}</td><td>{html.escape(str(it['name']))}</td>"
                          + "".join(f"<td>{_fmt(it[c]) if c in it else ''}</td>" for c in cols) + "</tr>")
         parts.append("</table></details>")
@@ -169,8 +156,6 @@ text-align:left}th{background:#f3f3f3}.na{color:#a33}.pol{font-size:80%;color:#5
 def write_report(report: EvalReport | list[EvalReport], report_dir: str | Path, names: list[str] | None = None,
                  json_path: str | Path | None = None) -> dict[str, Path]:
     """Write metrics.json, grid*.png and index.html into report_dir (and metrics JSON to json_path if given)."""
-    from turbo_cli.io.images import write_image_atomic
-
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     reports = report if isinstance(report, list) else [report]
@@ -184,12 +169,11 @@ def write_report(report: EvalReport | list[EvalReport], report_dir: str | Path, 
         grid_name = None
         if r.grid_rows:
             grid_name = "grid.png" if len(reports) == 1 else f"grid-{title}.png"
-            paths[grid_name] = write_image_atomic(report_dir / grid_name, make_grid(r.grid_rows, r.ranking["note"]))
+            paths[grid_name] = write_image_atomic(report_dir / grid_name, make_grid(r.grid_rows, r.ranking.note))
         sections.append(_section_html(r, title, grid_name))
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>turbo eval</title><style>{_CSS}</style>"
             f"</head><body><h1>turbo eval</h1><p class=small>{html.escape(data['created'])} · turbo "
             f"{html.escape(data['turbo_version'])} · <a href='metrics.json'>metrics.json</a></p>"
             + "\n".join(sections) + "</body></html>\n")
-    _atomic_write_text(report_dir / "index.html", page)
-    paths["html"] = report_dir / "index.html"
+    paths["html"] = write_text(report_dir / "index.html", page)
     return paths

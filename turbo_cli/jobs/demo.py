@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from turbo_cli.engine.registry import DEMO, DEMO_ASSETS, demo_checkpoint
+from turbo_cli.eval.names import Metric
 from turbo_cli.progress import QUIET, Progress
 
 METRICS_NAME = "metrics.json"
@@ -28,7 +29,7 @@ REPORT_NAME = "report"
 CLIP_FRAMES, CLIP_FPS, CLIP_SIZE = 48, 12, (128, 96)
 # The video metrics that need no downloaded weights, plus DINO, which the demo never downloads (350 MB): it runs
 # when facebook/dino-vitb8 is already in the Hugging Face cache and is reported as n/a otherwise.
-DEMO_VIDEO_METRICS = frozenset({"flicker", "edges", "brightness", "dino"})
+DEMO_VIDEO_METRICS = frozenset({Metric.FLICKER, Metric.EDGES, Metric.BRIGHTNESS, Metric.DINO_STRUCT})
 
 
 def demo_metrics() -> dict:
@@ -87,9 +88,9 @@ def run_demo(out_dir: str | Path = "demo-out", *, device: str = "cpu", threads: 
 
 
 def _run_demo(out: Path, device: str, progress: Progress) -> DemoResult:
-    from turbo_cli.eval import api
-    from turbo_cli.eval.backbones import load_backbones
+    from turbo_cli.eval.networks import load_backbones
     from turbo_cli.eval.report import write_report
+    from turbo_cli.eval.video_eval import evaluate_video
     from turbo_cli.io.synth import make_day_clip
     from turbo_cli.io.video import EncodeSettings
     from turbo_cli.jobs.loading import ModelOptions
@@ -109,8 +110,8 @@ def _run_demo(out: Path, device: str, progress: Progress) -> DemoResult:
 
     t0 = time.perf_counter()
     with no_downloads():
-        nets = load_backbones(set(DEMO_VIDEO_METRICS), device=device)
-    report = api.evaluate_video(clip, output, backbones=nets, metrics=DEMO_VIDEO_METRICS)
+        nets = load_backbones(DEMO_VIDEO_METRICS, device=device, progress=progress)
+    report = evaluate_video(clip, output, backbones=nets, metrics=DEMO_VIDEO_METRICS, progress=progress)
     paths = write_report(report, out / REPORT_NAME)
     eval_s = time.perf_counter() - t0
     return DemoResult(clip, output, paths["html"], paths["json"], report, video_s, eval_s, made,

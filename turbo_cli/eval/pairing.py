@@ -1,22 +1,13 @@
-"""Finding the images to evaluate: scan folders, pair outputs with sources, read frames from videos."""
+"""Finding the images to evaluate: scan a folder (counting what is skipped), pair outputs with their sources."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
 
 from turbo_cli.errors import InputError
 from turbo_cli.io.images import ImageJob, discover_images, is_image_path
-
-VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"}
-
-
-def is_video_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTS
 
 
 @dataclass
@@ -59,6 +50,8 @@ def _names(items: list[str], limit: int = 5) -> str:
 
 @dataclass
 class Pairing:
+    """Outputs matched with their sources, and the names left without a partner on either side."""
+
     pairs: list[tuple[ImageJob, ImageJob]]  # (source, output)
     outputs_without_source: list[str] = field(default_factory=list)
     sources_without_output: list[str] = field(default_factory=list)
@@ -100,14 +93,3 @@ def pair_by_relpath(sources: ImageSet, outputs: ImageSet) -> Pairing:
         raise InputError(f"--output {outputs.root}: no output has a source partner in --source {sources.root} "
                          f"(paired by relative path, any extension); unpaired outputs: {_names(orphans)}")
     return Pairing(pairs=pairs, outputs_without_source=orphans, sources_without_output=missing)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Video frames
-
-
-def iter_video_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """RGB frames (H, W, 3) uint8 of a video file, via turbo's video reader."""
-    from turbo_cli.io.video import iter_rgb
-
-    yield from iter_rgb(path, max_frames=max_frames)

@@ -1,13 +1,13 @@
-"""DINO-Struct-Dist on a tiny random ViT against a direct implementation; backbone loading from local folders and
-the offline messages."""
+"""DINO-Struct-Dist on a tiny random ViT against a direct implementation; loading the metric networks from local
+folders and the offline messages."""
 
 import numpy as np
 import pytest
 import torch
 
-from tests._eval_helpers import scene
+from tests._eval_helpers import scene, tiny_backbones
 from turbo_cli.errors import OfflineError
-from turbo_cli.eval import backbones as B
+from turbo_cli.eval import networks as B
 from turbo_cli.eval.dino import IMAGENET_MEAN, IMAGENET_STD, DinoKeys
 
 
@@ -147,10 +147,10 @@ def test_offline_gives_one_clear_line(tmp_path, monkeypatch):
         with pytest.raises(OfflineError) as e:
             load()
         assert what in str(e.value) and "\n" not in str(e.value)
-    nets = B.load_backbones({"fid", "dino", "lpips"}, device="cpu")
+    nets = B.load_backbones({"fid", "dino_struct", "lpips"}, device="cpu")
     assert all(isinstance(n, B.Unavailable) for n in (nets.inception, nets.dino, nets.lpips))
 
 
 def test_tiny_backbones_only_what_is_asked():
-    nets = B.tiny_backbones({"dino"})
+    nets = tiny_backbones({"dino_struct"})
     assert nets.inception is None and nets.lpips is None and isinstance(nets.dino, DinoKeys)

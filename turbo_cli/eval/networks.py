@@ -1,7 +1,7 @@
-"""The networks behind the metrics: Inception (FID/KID), DINO ViT-B/8 (DINO-Struct-Dist) and LPIPS.
+"""The networks behind the metrics: Inception (FID/KID), DINO ViT-B/8 (DINO-Struct-Dist) and LPIPS, and loading them.
 
-They are arguments of the evaluation API (`Backbones`), never globals, so tests pass tiny random networks
-(`tiny_backbones()`) and run offline. The real ones load from a local folder (`--weights-dir`) or download:
+They are arguments of the evaluation API (`Backbones`), never globals, so a caller (a test: tiny random networks)
+can pass its own. The real ones load from a local folder (`--weights-dir`) or download:
 
 | metric | file / id looked for in --weights-dir | else |
 |---|---|---|
@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import os
 import socket
-import urllib.error
-import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,15 +23,18 @@ from typing import Callable
 import numpy as np
 import torch
 
+from turbo_cli.device import pick_device
 from turbo_cli.errors import ModelError, OfflineError, TurboError
-from turbo_cli.eval.cache import turbo_cache_dir
 from turbo_cli.eval.dino import DINO_HUB_ID, DINO_SHORT_SIDE, DinoKeys
+from turbo_cli.eval.names import INCEPTION_METRICS, Metric
+from turbo_cli.hub import cache_dir, is_offline
+from turbo_cli.io.download import download
+from turbo_cli.progress import QUIET, Progress
 
 INCEPTION_FILE = "inception-2015-12-05.pt"
 INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 VGG_FILE = "vgg16-397923af.pth"
 VGG_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
-DOWNLOAD_TIMEOUT_S = 30  # a stalled connection fails with a message instead of hanging the evaluation
 
 
 @dataclass(frozen=True)
@@ -44,21 +44,6 @@ class Unavailable:
     reason: str
 
 
-def is_offline() -> bool:
-    """The user said "no network" (HF's variables, or turbo's own for the non-hub downloads)."""
-    return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
-               for k in ("TURBO_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-
-
-def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise TurboError(f"--device {device}: not a torch device (use cpu, cuda, cuda:1 or auto)") from None
-
-
 def _find_file(name: str, folders: list[Path | None]) -> Path | None:
     for folder in folders:
         if folder is not None and (Path(folder) / name).is_file():
@@ -66,25 +51,12 @@ def _find_file(name: str, folders: list[Path | None]) -> Path | None:
     return None
 
 
-def _download(url: str, target: Path, what: str) -> Path:
-    """Download to target atomically (a half-written weights file would break every later run)."""
-    if is_offline():
-        raise OfflineError(f"{what}: {target.name} is not available locally and downloads are off (offline); "
-                           f"put it in --weights-dir")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+def _fetch(url: str, target: Path, what: str, progress: Progress) -> Path:
+    """Download metric weights into the cache; errors name the metric and the --weights-dir way round them."""
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r, open(tmp, "wb") as f:
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-        os.replace(tmp, target)
-    except (urllib.error.URLError, socket.timeout, ConnectionError) as e:
-        reason = getattr(e, "reason", e)
-        raise OfflineError(f"{what}: cannot download {url} ({reason}); offline? put {target.name} in --weights-dir") \
-            from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
+        return download(url, target, progress=progress, instead=f"put {target.name} in --weights-dir")
+    except TurboError as e:
+        raise type(e)(f"{what}: {e}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -119,19 +91,21 @@ class InceptionFeatures:
         return self.fn(x).detach().float().cpu().numpy().astype(np.float64)
 
 
-def load_inception(weights_dir: str | Path | None = None, device: str | torch.device = "cpu") -> InceptionFeatures:
+def load_inception(weights_dir: str | Path | None = None, device: str | torch.device = "cpu",
+                   progress: Progress = QUIET) -> InceptionFeatures:
     """clean-fid's Inception for mode "clean": the same network `cleanfid.features.build_feature_extractor("clean")`
     builds (InceptionV3W, resize outside), loaded from --weights-dir / our cache / clean-fid's /tmp copy before
     downloading (atomically, unlike clean-fid, so an interrupted download cannot poison later runs)."""
     from cleanfid.inception_torchscript import InceptionV3W
 
     weights_dir = Path(weights_dir) if weights_dir else None
-    cache = turbo_cache_dir("weights")
+    cache = cache_dir("weights")
     path = _find_file(INCEPTION_FILE, [weights_dir, cache, Path("/tmp")])
     if path is None:
-        path = _download(INCEPTION_URL, cache / INCEPTION_FILE, "FID/KID (clean-fid Inception)")
+        path = _fetch(INCEPTION_URL, cache / INCEPTION_FILE, "FID/KID (clean-fid Inception)", progress)
     try:
-        model = InceptionV3W(str(path.parent), download=False, resize_inside=False).to(device).eval()
+        with progress.status("loading the Inception network (FID/KID)"):
+            model = InceptionV3W(str(path.parent), download=False, resize_inside=False).to(device).eval()
     except (RuntimeError, OSError, ValueError) as e:
         raise ModelError(f"{path}: cannot load the Inception weights ({e})") from None
     return InceptionFeatures(model, id=f"clean-fid InceptionV3 ({INCEPTION_FILE}, pool3 2048-d)", device=device)
@@ -164,21 +138,24 @@ def _hub_unreachable() -> str | None:
         return f"{host}: {e.strerror or e}"
 
 
-def load_dino(weights_dir: str | Path | None = None, device: str | torch.device = "cpu") -> DinoKeys:
+def load_dino(weights_dir: str | Path | None = None, device: str | torch.device = "cpu",
+              progress: Progress = QUIET) -> DinoKeys:
+    """DINO ViT-B/8 from --weights-dir, else the Hugging Face cache, else the hub (unless offline)."""
     from transformers import ViTModel
 
     source = _dino_source(Path(weights_dir) if weights_dir else None)
     kw = {"add_pooling_layer": False, "output_loading_info": True}
     try:
         try:  # the hub cache first: no network needed when the weights were downloaded before
-            model, info = ViTModel.from_pretrained(source, local_files_only=True, **kw)
+            with progress.status("loading DINO ViT-B/8 (DINO-Struct-Dist)"):
+                model, info = ViTModel.from_pretrained(source, local_files_only=True, **kw)
         except OSError:
             if source != DINO_HUB_ID or is_offline():
                 raise
             why = _hub_unreachable()
             if why:
                 raise OSError(f"cannot connect ({why})") from None
-            model, info = ViTModel.from_pretrained(source, **kw)
+            model, info = ViTModel.from_pretrained(source, **kw)  # huggingface_hub shows its own download bars
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if source == DINO_HUB_ID and (is_offline() or "connect" in str(e).lower() or "offline" in str(e).lower()):
@@ -229,15 +206,16 @@ def _quiet_lpips(**kw) -> torch.nn.Module:
         return lpips.LPIPS(verbose=False, **kw)
 
 
-def load_lpips(weights_dir: str | Path | None = None, device: str | torch.device = "cpu") -> LpipsDistance:
+def load_lpips(weights_dir: str | Path | None = None, device: str | torch.device = "cpu",
+               progress: Progress = QUIET) -> LpipsDistance:
     """LPIPS-VGG v0.1. The trunk (torchvision VGG16) is found or downloaded by us, then loaded into a randomly
     initialised lpips trunk, so --weights-dir works and offline gives one clear line instead of torch.hub's trace."""
     weights_dir = Path(weights_dir) if weights_dir else None
     hub = Path(torch.hub.get_dir()) / "checkpoints"
-    cache = turbo_cache_dir("weights")
+    cache = cache_dir("weights")
     path = _find_file(VGG_FILE, [weights_dir, hub, cache])
     if path is None:
-        path = _download(VGG_URL, cache / VGG_FILE, "LPIPS (VGG16 trunk)")
+        path = _fetch(VGG_URL, cache / VGG_FILE, "LPIPS (VGG16 trunk)", progress)
     net = _quiet_lpips(net="vgg", pnet_rand=True)
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
@@ -274,50 +252,13 @@ def _try(build: Callable[[], object]) -> object:
         return Unavailable(str(e))
 
 
-def load_backbones(metrics: set[str], weights_dir: str | Path | None = None, device: str | None = "auto") -> Backbones:
+def load_backbones(metrics: set[Metric], weights_dir: str | Path | None = None, device: str | None = "auto",
+                   progress: Progress = QUIET) -> Backbones:
     """The real networks for the requested metrics; each one that cannot load becomes Unavailable(reason)."""
-    dev = resolve_device(device)
+    dev = pick_device(device)
+    metrics = {Metric(m) for m in metrics}
     return Backbones(
-        inception=_try(lambda: load_inception(weights_dir, dev)) if metrics & {"fid", "kid"} else None,
-        dino=_try(lambda: load_dino(weights_dir, dev)) if "dino" in metrics else None,
-        lpips=_try(lambda: load_lpips(weights_dir, dev)) if "lpips" in metrics else None,
+        inception=_try(lambda: load_inception(weights_dir, dev, progress)) if metrics & INCEPTION_METRICS else None,
+        dino=_try(lambda: load_dino(weights_dir, dev, progress)) if Metric.DINO_STRUCT in metrics else None,
+        lpips=_try(lambda: load_lpips(weights_dir, dev, progress)) if Metric.LPIPS in metrics else None,
     )
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Tiny random networks: same interfaces, built offline in milliseconds (tests, `turbo eval --backbones tiny`)
-
-
-class _TinyInception(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 7, stride=4), torch.nn.ReLU(),
-            torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - 128.0) / 128.0)  # the same 0..255 input convention as clean-fid's Inception
-
-
-def tiny_backbones(metrics: set[str] | None = None, seed: int = 0, device: str | torch.device = "cpu") -> Backbones:
-    """Randomly initialised (seeded) stand-ins: numbers are meaningless but every code path runs offline."""
-    from transformers import ViTConfig, ViTModel
-
-    metrics = metrics if metrics is not None else {"fid", "kid", "dino", "lpips"}
-    torch.manual_seed(seed)
-    inception = dino = lp = None
-    if metrics & {"fid", "kid"}:
-        inception = InceptionFeatures(_TinyInception().eval().to(device), id="tiny-random-inception (16-d, test)",
-                                      device=device)
-    if "dino" in metrics:
-        cfg = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                        image_size=64, patch_size=8)
-        dino = DinoKeys(ViTModel(cfg, add_pooling_layer=False), id="tiny-random-vit (test)", short_side=64,
-                        device=device)
-    if "lpips" in metrics:
-        # AlexNet trunk, random (pnet_rand): small and offline; the linear heads ship inside the lpips package.
-        lp = LpipsDistance(_quiet_lpips(net="alex", pnet_rand=True), id="lpips alex, random trunk (test)",
-                           device=device)
-    return Backbones(inception=inception, dino=dino, lpips=lp)

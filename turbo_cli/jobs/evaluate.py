@@ -1,0 +1,98 @@
+"""Evaluating a model on a dataset: translate its test split with the model (`jobs.translate`), then evaluate the
+translations against the other domain's test images (`eval.folder_eval`). `turbo eval --model --dataset` runs this."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import shutil
+from pathlib import Path
+from typing import Iterable
+
+from turbo_cli.errors import InputError, TurboError
+from turbo_cli.eval.folder_eval import evaluate_folders
+from turbo_cli.eval.names import DEFAULT_FOLDER_METRICS, Metric
+from turbo_cli.eval.networks import Backbones
+from turbo_cli.eval.pairing import scan_folder
+from turbo_cli.eval.results import EvalReport
+from turbo_cli.jobs.loading import ModelOptions, build_translator
+from turbo_cli.jobs.translate import translate_folder
+from turbo_cli.progress import QUIET, Progress
+
+
+def dataset_test_dirs(dataset: str | Path) -> tuple[Path, Path]:
+    """(test A, test B) of a dataset in turbo's layout (test_A/) or CycleGAN's (testA/)."""
+    root = Path(dataset).expanduser()
+    if not root.is_dir():
+        raise InputError(f"--dataset {dataset}: no such folder")
+    found = []
+    for domain in ("A", "B"):
+        hit = next((c for c in (root / f"test_{domain}", root / f"test{domain}") if c.is_dir()), None)
+        if hit is None:
+            raise InputError(f"--dataset {dataset}: no test_{domain}/ (or test{domain}/) folder")
+        found.append(hit)
+    return found[0], found[1]
+
+
+def _first_images(folder: Path, n: int | None, work: Path) -> Path:
+    """`folder` itself, or a folder of links to its first n images (so --max-images also bounds translation)."""
+    jobs = scan_folder(folder, "--dataset").jobs
+    if n is None or len(jobs) <= n:
+        return folder
+    if work.exists():
+        shutil.rmtree(work)
+    for job in jobs[:n]:
+        target = work / job.rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.symlink_to(job.src.resolve())
+        except OSError:  # no symlinks (Windows without developer mode): copy
+            shutil.copy2(job.src, target)
+    return work
+
+
+def evaluate_model(
+    model_options: ModelOptions,
+    dataset: str | Path,
+    work_dir: str | Path,
+    *,
+    backbones: Backbones,
+    metrics: Iterable[Metric | str] = DEFAULT_FOLDER_METRICS,
+    max_images: int | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Progress = QUIET,
+) -> list[tuple[str, EvalReport]]:
+    """Translate the dataset's test split with the model (both directions for a CycleGAN model unless
+    model_options.direction picks one) into work_dir/translations/<direction>/, and evaluate each direction
+    against the other domain's test images. Returns [(direction, report)]."""
+    test_a, test_b = dataset_test_dirs(dataset)
+    work_dir = Path(work_dir)
+    translator = build_translator(model_options)
+    info = translator.info
+    if info.kind == "cyclegan" and model_options.direction is None:
+        directions = [d for d in ("a2b", "b2a") if d in (info.directions or ["a2b", "b2a"])]
+    else:
+        directions = [translator.direction or "a2b"]
+    results = []
+    for direction in directions:
+        if translator is None or translator.direction != direction:
+            translator = None
+            gc.collect()  # one model in memory at a time
+            translator = build_translator(dataclasses.replace(model_options, direction=direction))
+        src, ref = (test_a, test_b) if direction == "a2b" else (test_b, test_a)
+        src = _first_images(src, max_images, work_dir / "inputs" / direction)
+        out = work_dir / "translations" / direction
+        summary = translate_folder(src, out, translator, overwrite=True, progress=progress)
+        if summary.done == 0:
+            raise TurboError(f"--model {model_options.model}: translated none of {summary.total} images in {src}"
+                             + (f" ({summary.failed[0][1]})" if summary.failed else ""))
+        report = evaluate_folders(src, out, ref, backbones=backbones, metrics=metrics, max_images=max_images,
+                                  cache_dir=cache_dir, progress=progress)
+        report.kind = "model"
+        report.inputs |= {"model": model_options.model, "direction": direction, "dataset": str(dataset),
+                          "reference_note": "the other domain's test images as stored (no val prep applied)"}
+        report.counts.translated = summary.done
+        if summary.failed:
+            report.warnings.append(f"{len(summary.failed)} image(s) failed to translate: {summary.failed[0][0]}")
+        results.append((direction, report))
+    return results
