@@ -63,9 +63,41 @@ def turbo_runner(folder: Path, out: Path, checkpoint: Path, device: str, **optio
         # Warm-up (compilation, cuDNN autotune) is excluded: it is paid once per run, not per image.
         warm = np.zeros((translator.batch_size_for(512, 512), 512, 512, 3), np.uint8)
         translator.translate_frames(warm)
-    summary = translate_folder(folder, out, translator, progress=False, overwrite=True)
+    summary = translate_folder(folder, out, translator, overwrite=True)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
     return summary.images_per_second, peak
+
+
+def resize_costs(device: str, repeats: int = 5) -> list[dict]:
+    """The model-size resize of a 1080p frame to 512x512 and back: PIL Lanczos on 8-bit (the original's, and
+    turbo's default since it reproduces the original bit for bit) vs the torch bicubic turbo used before."""
+    import torch.nn.functional as F
+
+    from turbo_cli.io.frames import lanczos
+
+    rgb = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    rows = []
+
+    def timed(fn) -> float:
+        fn()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / repeats * 1e3
+
+    rows.append(dict(variant="PIL Lanczos, CPU thread (default)", ms_per_frame=timed(
+        lambda: lanczos(lanczos(rgb, 512, 512), 1080, 1920))))
+    for dev in sorted({"cpu", device}):
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().to(dev) / 255
+
+        def bicubic():
+            y = F.interpolate(x, size=(512, 512), mode="bicubic", antialias=True)
+            return F.interpolate(y, size=(1080, 1920), mode="bicubic", antialias=True)
+
+        rows.append(dict(variant=f"torch bicubic (antialias), {dev}", ms_per_frame=timed(bicubic)))
+    return rows
 
 
 def main() -> None:
@@ -101,6 +133,10 @@ def main() -> None:
             rows.append(dict(size=size, variant="original-style loop (batch 1, fp32)", images_per_s=base_ips))
             rows.append(dict(size=size, variant="turbo runner (defaults)", images_per_s=ips, speedup=ips / base_ips))
 
+    resize = resize_costs(args.device)
+    print("\n1080p frame -> 512x512 -> 1080p, ms per frame (one thread for PIL):")
+    for r in resize:
+        print(f"  {r['variant']:40s} {r['ms_per_frame']:8.1f}")
     print(f"\nturbo translate benchmark — {args.images} images, device: {device_name}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}")
     print(f"{'size':>5}  {'variant':40s} {'images/s':>9} {'speedup':>8} {'peak GiB':>9}")
@@ -110,7 +146,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     name = "translate_full.json" if args.full_size else "translate.json"
     (args.out / name).write_text(json.dumps(dict(device=device_name, torch=torch.__version__, images=args.images,
-                                                 rows=rows), indent=2))
+                                                 rows=rows, resize_1080p_to_512_and_back=resize), indent=2))
     print(f"wrote {args.out / name}")
 
 

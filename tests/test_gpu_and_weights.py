@@ -40,3 +40,16 @@ def test_day_to_night_on_the_real_weights(tmp_path):
     assert night.shape == day.shape
     assert night.mean() < 0.8 * day.mean()
     Image.fromarray(night).save(tmp_path / "night.png")
+
+
+@pytest.mark.gpu
+def test_seeded_noise_is_the_originals_on_cuda(tiny_sketch):
+    """The original: `torch.manual_seed(seed); torch.randn((1, 4, H/8, W/8), device="cuda")`."""
+    import torch
+
+    translator = build_translator(ModelOptions(model=str(tiny_sketch), device="cuda", dtype="fp32", seed=2024))
+    ours = translator._noise(3, 64, 96)
+    torch.manual_seed(2024)
+    original = torch.randn((1, 4, 8, 12), device="cuda")
+    assert ours.device.type == "cuda" and ours.shape == (3, 4, 8, 12)
+    assert torch.equal(ours[0:1], original) and torch.equal(ours[2:3], original)
