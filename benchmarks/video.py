@@ -30,8 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from turbo_cli.io.video import EncodeSettings, VideoWriter, iter_rgb, probe  # noqa: E402
-from turbo_cli.jobs.video import VideoJobOptions, fit_codec_threads, translate_video  # noqa: E402
+from turbo_cli.io.video import iter_rgb, probe  # noqa: E402
+from turbo_cli.io.video_writer import EncodeSettings, VideoWriter  # noqa: E402
+from turbo_cli.jobs.video import fit_codec_threads  # noqa: E402
+from turbo_cli.jobs.video_pipeline import VideoJobOptions, translate_video  # noqa: E402
 
 GOAL = 1.15
 

@@ -1,5 +1,6 @@
 """Small test videos made with PyAV in code: constant/variable frame rate, AAC audio, odd sizes, rotation,
-a subtitle track, a truncated copy. Each maker returns what it wrote so tests compare against it."""
+a subtitle track, a truncated copy. Each maker returns what it wrote so tests compare against it. Plus `Notices`,
+a progress sink that keeps the notices the video code gives."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from turbo_cli.progress import Progress
 
 # Frame durations (in 1/1000 s) cycled through for variable frame rate: 30, 50 and 20 ms.
 VFR_STEPS_MS = (30, 50, 20)
@@ -21,6 +24,16 @@ class Made:
     times: list[Fraction]  # presentation time of each frame, seconds
     audio_packets: int = 0
     audio_duration: Fraction = Fraction(0)  # seconds, sum of packet durations
+
+
+class Notices(Progress):
+    """Shows nothing; keeps every notice, in order."""
+
+    def __init__(self):
+        self.messages: list[str] = []
+
+    def notice(self, message: str) -> None:
+        self.messages.append(message)
 
 
 def pattern(i: int, width: int, height: int) -> np.ndarray:

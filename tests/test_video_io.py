@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests._video_helpers import (
+    Notices,
     audio_stats,
     frame_times,
     make_audio_only,
@@ -20,19 +21,28 @@ from tests._video_helpers import (
     truncate,
 )
 from turbo_cli.errors import InputError
-from turbo_cli.io import video as V
+from turbo_cli.io.video import iter_rgb, probe, read_frames
+from turbo_cli.io.video_errors import (
+    EncoderError,
+    NotAVideoError,
+    TruncatedVideoError,
+    UndecodableVideoError,
+    VideoNotFoundError,
+)
+from turbo_cli.io.video_writer import EncodeSettings, VideoWriter, available_encoders
 
 
 def copy_through(src, dst, fn=lambda rgb: rgb, **settings):
     """Read every frame of src, write fn(frame) to dst at the same pts, like the video job does."""
-    info = V.probe(src)
-    notices: list[str] = []
-    with V.VideoWriter(dst, width=info.width, height=info.height, time_base=info.time_base,
-                       rate=info.average_rate, rotation=info.rotation, audio_source=src,
-                       settings=V.EncodeSettings(**settings), notice=notices.append) as writer:
-        for frame in V.read_frames(src):
+    info = probe(src)
+    notices = Notices()
+    with VideoWriter(dst, width=info.width, height=info.height, time_base=info.time_base,
+                     rate=info.average_rate, rotation=info.rotation, audio_source=src,
+                     settings=EncodeSettings(**settings), progress=notices) as writer:
+        for frame in read_frames(src):
             writer.write(fn(frame.rgb), frame.pts)
-    return writer, notices
+    assert writer.notices == notices.messages  # what the writer said is what it kept
+    return writer, notices.messages
 
 
 # ---------------------------------------------------------------------------------------------------- probe
@@ -40,7 +50,7 @@ def copy_through(src, dst, fn=lambda rgb: rgb, **settings):
 
 def test_probe_describes_a_constant_rate_video_with_audio(tmp_path):
     made = make_video(tmp_path / "a.mp4", frames=12, size=(64, 48), rate=24, audio=True)
-    info = V.probe(made.path)
+    info = probe(made.path)
     assert (info.width, info.height) == (64, 48)
     assert info.frames == 12
     assert info.average_rate == 24
@@ -52,7 +62,7 @@ def test_probe_describes_a_constant_rate_video_with_audio(tmp_path):
 
 def test_probe_reads_rotation_and_other_streams(tmp_path):
     made = make_video(tmp_path / "r.mp4", rotation=90, subtitles=True)
-    info = V.probe(made.path)
+    info = probe(made.path)
     assert info.rotation == 90
     assert info.other_streams == ("subtitle:mov_text",)
     assert not info.has_audio
@@ -61,17 +71,17 @@ def test_probe_reads_rotation_and_other_streams(tmp_path):
 @pytest.mark.parametrize(
     "make, error, words",
     [
-        (lambda p: p / "missing.mp4", V.VideoNotFoundError, "no such file"),
-        (lambda p: (p / "junk.mp4").write_bytes(b"\x00not a video" * 100) and p / "junk.mp4", V.NotAVideoError,
+        (lambda p: p / "missing.mp4", VideoNotFoundError, "no such file"),
+        (lambda p: (p / "junk.mp4").write_bytes(b"\x00not a video" * 100) and p / "junk.mp4", NotAVideoError,
          "not a readable media file"),
-        (lambda p: make_audio_only(p / "song.m4a"), V.NotAVideoError, "no video stream"),
-        (lambda p: p, V.NotAVideoError, "is a folder"),
+        (lambda p: make_audio_only(p / "song.m4a"), NotAVideoError, "no video stream"),
+        (lambda p: p, NotAVideoError, "is a folder"),
     ],
 )
 def test_bad_inputs_raise_one_line_input_errors(tmp_path, make, error, words):
     path = make(tmp_path)
     with pytest.raises(error) as e:
-        V.probe(path)
+        probe(path)
     assert isinstance(e.value, InputError)
     assert words in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
 
@@ -81,9 +91,9 @@ def test_bad_inputs_raise_one_line_input_errors(tmp_path, make, error, words):
 
 def test_read_frames_keeps_variable_timestamps_and_content(tmp_path):
     made = make_video(tmp_path / "v.mp4", frames=9, vfr=True)
-    frames = list(V.read_frames(made.path))
+    frames = list(read_frames(made.path))
     assert [Fraction(f.time).limit_denominator(1000) for f in frames] == made.times
-    info = V.probe(made.path)
+    info = probe(made.path)
     assert [f.pts * info.time_base for f in frames] == made.times
     for i, f in enumerate(frames):
         assert f.rgb.shape == (48, 64, 3) and f.rgb.dtype == np.uint8
@@ -95,18 +105,18 @@ def test_read_frames_keeps_variable_timestamps_and_content(tmp_path):
 
 def test_read_frames_range_and_max_frames(tmp_path):
     made = make_video(tmp_path / "c.mp4", frames=24, rate=24)
-    times = [f.time for f in V.read_frames(made.path, start=0.25, end=0.5)]
+    times = [f.time for f in read_frames(made.path, start=0.25, end=0.5)]
     assert times == pytest.approx([k / 24 for k in range(6, 12)])
-    assert len(list(V.read_frames(made.path, max_frames=5))) == 5
-    assert [f.time for f in V.read_frames(made.path, start=0.5, max_frames=2)] == pytest.approx([12 / 24, 13 / 24])
-    assert len(list(V.iter_rgb(made.path, max_frames=3))) == 3
+    assert len(list(read_frames(made.path, max_frames=5))) == 5
+    assert [f.time for f in read_frames(made.path, start=0.5, max_frames=2)] == pytest.approx([12 / 24, 13 / 24])
+    assert len(list(iter_rgb(made.path, max_frames=3))) == 3
 
 
 def test_range_in_mpeg_ts_where_seeking_is_by_bytes(tmp_path):
     made = make_video(tmp_path / "c.ts", frames=24, rate=24, audio=True)
-    info = V.probe(made.path)
+    info = probe(made.path)
     assert info.frames is None and info.expected_frames() == 24  # no index: estimated from duration x rate
-    times = [f.time for f in V.read_frames(made.path, start=0.25, end=0.5)]
+    times = [f.time for f in read_frames(made.path, start=0.25, end=0.5)]
     assert times == pytest.approx([k / 24 for k in range(6, 12)], abs=1e-3)
 
 
@@ -115,26 +125,26 @@ def test_truncated_file_yields_what_decodes_then_says_how_many_were_lost(tmp_pat
     full = make_video(tmp_path / f"full{suffix}", frames=48, faststart=True)
     cut = truncate(full.path, tmp_path / f"cut{suffix}", keep=0.6)
     got = []
-    with pytest.raises(V.TruncatedVideoError) as e:
-        for frame in V.read_frames(cut):
+    with pytest.raises(TruncatedVideoError) as e:
+        for frame in read_frames(cut):
             got.append(frame)
     assert 0 < len(got) < 48
     assert e.value.decoded == len(got) and e.value.expected == 48
     assert f"decoded {len(got)} of" in str(e.value) and "48 frames" in str(e.value)
     # a whole file never raises
-    assert len(list(V.read_frames(full.path))) == 48
+    assert len(list(read_frames(full.path))) == 48
 
 
 def test_truncated_before_the_index_is_not_readable(tmp_path):
     full = make_video(tmp_path / "moov_at_end.mp4", frames=24)  # mp4 index written last
-    with pytest.raises(V.NotAVideoError, match="cut short"):
-        V.probe(truncate(full.path, tmp_path / "cut.mp4", keep=0.6))
+    with pytest.raises(NotAVideoError, match="cut short"):
+        probe(truncate(full.path, tmp_path / "cut.mp4", keep=0.6))
 
 
 def test_undecodable_stream_is_reported(tmp_path):
     path = make_undecodable(tmp_path / "bad.avi")
-    with pytest.raises(V.UndecodableVideoError, match="no frame of the mjpeg video stream decodes"):
-        list(V.read_frames(path))
+    with pytest.raises(UndecodableVideoError, match="no frame of the mjpeg video stream decodes"):
+        list(read_frames(path))
 
 
 # ---------------------------------------------------------------------------------------------------- writing
@@ -146,7 +156,7 @@ def test_writer_keeps_variable_timestamps_and_copies_audio_packets(tmp_path):
     assert frame_times(tmp_path / "out.mp4") == made.times
     assert audio_stats(tmp_path / "out.mp4") == (made.audio_packets, made.audio_duration)
     assert writer.audio_packets == made.audio_packets and notices == []
-    out = list(V.iter_rgb(tmp_path / "out.mp4"))
+    out = list(iter_rgb(tmp_path / "out.mp4"))
     assert np.abs(out[3].astype(int) - (255 - pattern(3, 64, 48))).mean() < 6
 
 
@@ -161,7 +171,7 @@ def test_writer_copies_rotation(tmp_path):
     made = make_video(tmp_path / "in.mp4", rotation=90)
     copy_through(made.path, tmp_path / "out.mp4")
     assert stream_summary(tmp_path / "out.mp4")["rotation"] == 90
-    assert V.probe(tmp_path / "out.mp4").rotation == 90
+    assert probe(tmp_path / "out.mp4").rotation == 90
 
 
 def test_odd_size_is_padded_for_yuv420p_and_kept_for_yuv444p(tmp_path):
@@ -170,7 +180,7 @@ def test_odd_size_is_padded_for_yuv420p_and_kept_for_yuv444p(tmp_path):
     assert stream_summary(tmp_path / "o420.mp4")["size"] == (66, 48)
     assert len(notices) == 1 and "65x47" in notices[0] and "66x48" in notices[0]
     # the padding repeats the edge, so the visible part is the frame itself
-    first = next(V.iter_rgb(tmp_path / "o420.mp4"))
+    first = next(iter_rgb(tmp_path / "o420.mp4"))
     assert np.abs(first[:47, :65].astype(int) - pattern(0, 65, 47)).mean() < 6
     _, notices = copy_through(made.path, tmp_path / "o444.mp4", pix_fmt="yuv444p")
     assert stream_summary(tmp_path / "o444.mp4")["size"] == (65, 47) and notices == []
@@ -213,23 +223,23 @@ def test_libx265_and_crf_are_used(tmp_path):
     ],
 )
 def test_writer_rejects_bad_settings_before_writing(tmp_path, name, settings, words):
-    with pytest.raises(V.EncoderError, match=words):
-        V.VideoWriter(tmp_path / name, width=64, height=48, time_base=Fraction(1, 24),
-                      settings=V.EncodeSettings(**settings))
+    with pytest.raises(EncoderError, match=words):
+        VideoWriter(tmp_path / name, width=64, height=48, time_base=Fraction(1, 24),
+                    settings=EncodeSettings(**settings))
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU machine may open NVENC")
 def test_hardware_encoder_without_its_device_is_one_clear_error(tmp_path):
-    if "h264_nvenc" not in V.available_encoders():
+    if "h264_nvenc" not in available_encoders():
         pytest.skip("this FFmpeg build has no h264_nvenc")
-    with pytest.raises(V.EncoderError, match="cannot open encoder h264_nvenc.*needs its GPU") as e:
-        V.VideoWriter(tmp_path / ".tmp.mp4", width=64, height=48, time_base=Fraction(1, 24), name=tmp_path / "o.mp4",
-                      settings=V.EncodeSettings(codec="h264_nvenc"))
+    with pytest.raises(EncoderError, match="cannot open encoder h264_nvenc.*needs its GPU") as e:
+        VideoWriter(tmp_path / ".tmp.mp4", width=64, height=48, time_base=Fraction(1, 24), name=tmp_path / "o.mp4",
+                    settings=EncodeSettings(codec="h264_nvenc"))
     assert str(e.value).startswith(str(tmp_path / "o.mp4"))
 
 
 def test_writer_nudges_repeated_timestamps_instead_of_dropping(tmp_path):
-    with V.VideoWriter(tmp_path / "o.mp4", width=32, height=32, time_base=Fraction(1, 10), rate=Fraction(10)) as w:
+    with VideoWriter(tmp_path / "o.mp4", width=32, height=32, time_base=Fraction(1, 10), rate=Fraction(10)) as w:
         for pts in (0, 1, 1, 2):
             w.write(np.zeros((32, 32, 3), np.uint8), pts)
     # 0, 1, 1 -> 2, 2 -> 3: every frame kept, order kept, timestamps strictly increasing

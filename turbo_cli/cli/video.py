@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from turbo_cli.cli.options import with_model_options
-from turbo_cli.cli.ui import console, print_summary_table
+from turbo_cli.cli.ui import RichProgress, print_summary_table
 from turbo_cli.errors import InputError
 
 PANEL = "Video"
@@ -72,8 +73,9 @@ def video(
     *, model_options,
 ) -> None:
     """Translate videos: decoding, the model and encoding run overlapped; frames, timestamps, audio, rotation kept."""
-    from turbo_cli.io.video import EncodeSettings
-    from turbo_cli.jobs.video import VideoJobOptions, run_video
+    from turbo_cli.io.video_writer import EncodeSettings
+    from turbo_cli.jobs.video import run_video
+    from turbo_cli.jobs.video_pipeline import VideoJobOptions
 
     options = VideoJobOptions(
         encode=EncodeSettings(codec=codec, crf=crf, pix_fmt=pix_fmt, preset=preset, audio=audio),
@@ -85,11 +87,9 @@ def video(
         batch_size=model_options.batch_size,
     )
 
-    def note(message: str) -> None:
-        console.print(f"[yellow]note[/yellow] {message}", highlight=False)
-
     def report(r) -> None:
-        print_summary_table(f"video: {r.input.name}", [
+        # The table title is rich markup: escape the file name so `bad [copy].mp4` prints its brackets.
+        print_summary_table(escape(f"video: {r.input.name}"), [
             ("frames", f"{r.frames_out}" + (f" of {r.expected_frames} expected" if r.expected_frames
                                             and r.expected_frames != r.frames_out else "")),
             ("duration", f"{r.duration:.2f} s"),
@@ -98,7 +98,7 @@ def video(
             ("output", str(r.output)),
         ])
 
-    run_video(input, output, model_options, options, console=console, notice=note, on_result=report,
+    run_video(input, output, model_options, options, progress=RichProgress(), on_result=report,
               num_processes=num_processes)
 
 

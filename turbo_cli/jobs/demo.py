@@ -92,9 +92,10 @@ def _run_demo(out: Path, device: str, progress: Progress) -> DemoResult:
     from turbo_cli.eval.report import write_report
     from turbo_cli.eval.video_eval import evaluate_video
     from turbo_cli.io.synth import make_day_clip
-    from turbo_cli.io.video import EncodeSettings
+    from turbo_cli.io.video_writer import EncodeSettings
     from turbo_cli.jobs.loading import ModelOptions
-    from turbo_cli.jobs.video import VideoJobOptions, run_video
+    from turbo_cli.jobs.video import run_video
+    from turbo_cli.jobs.video_pipeline import VideoJobOptions
 
     demo_checkpoint()  # fail with the one-line reason before any work
     out.mkdir(parents=True, exist_ok=True)

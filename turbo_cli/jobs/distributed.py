@@ -106,11 +106,26 @@ class OutputMonitor:
 
     def _run(self) -> None:
         while not self.stopped.wait(0.5):
-            done = {p for p in self.pending if p.exists()}
-            self.pending -= done
-            self.bar.advance(len(done))
+            self._scan()
+
+    def _scan(self) -> None:
+        done = {p for p in self.pending if p.exists()}
+        self.pending -= done
+        self.bar.advance(len(done))
 
     def stop(self) -> None:
         self.stopped.set()
         self.thread.join()
+        self._scan()  # outputs written since the last look: the bar closes on the real count
         self.bar.close()
+
+
+class NoticesOnly(Progress):
+    """Rank 0's own shard in a multi-process run: the `OutputMonitor` bar stands for every process's work, so the
+    shard draws no bars of its own, but its notices (a video skipped, audio re-encoded) still reach the user."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def notice(self, message: str) -> None:
+        self.progress.notice(message)
