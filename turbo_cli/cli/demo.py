@@ -22,6 +22,8 @@ def demo(
     (recipes/demo-day2night.toml, scripts/train_demo.py): it shows the pipeline, not SD-Turbo quality.
     For real footage use the published models, e.g. `turbo video in.mp4 out.mp4 --direction night`.
     """
+    from rich.markup import escape
+
     from turbo_cli.cli.eval import print_report
     from turbo_cli.cli.ui import RichProgress, console
     from turbo_cli.engine.registry import DEMO_ABOUT
@@ -31,9 +33,11 @@ def demo(
     result = run_demo(out, device=device, threads=threads, progress=RichProgress())
     print_report(console, result.report, "turbo eval: day clip -> night clip")
     clip_note = "made" if result.made_clip else "reused"
-    console.print(f"input video  ({clip_note}): {result.clip}")
-    console.print(f"output video:        {result.output}   ({result.frames} frames; translated in {result.video_seconds:.1f} s)")
-    console.print(f"report:              {result.report_html}   (metrics: {result.report_json})")
+    console.print(f"input video  ({clip_note}): {escape(str(result.clip))}")
+    console.print(f"output video:        {escape(str(result.output))}   ({result.frames} frames; translated in "
+                  f"{result.video_seconds:.1f} s)")
+    console.print(f"report:              {escape(str(result.report_html))}   (metrics: "
+                  f"{escape(str(result.report_json))})")
 
 
 def register(app: typer.Typer) -> None:

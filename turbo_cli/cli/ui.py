@@ -23,7 +23,8 @@ console = Console(stderr=True)
 
 
 def print_summary_table(title: str, rows: list[tuple[str, object]]) -> None:
-    table = Table(title=title, show_header=False, title_justify="left")
+    """A two-column table; the title and the values are plain text (file names keep their brackets)."""
+    table = Table(title=escape(title), show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:

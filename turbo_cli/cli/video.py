@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
 from turbo_cli.cli.options import with_model_options
 from turbo_cli.cli.ui import RichProgress, print_summary_table
@@ -88,8 +87,7 @@ def video(
     )
 
     def report(r) -> None:
-        # The table title is rich markup: escape the file name so `bad [copy].mp4` prints its brackets.
-        print_summary_table(escape(f"video: {r.input.name}"), [
+        print_summary_table(f"video: {r.input.name}", [
             ("frames", f"{r.frames_out}" + (f" of {r.expected_frames} expected" if r.expected_frames
                                             and r.expected_frames != r.frames_out else "")),
             ("duration", f"{r.duration:.2f} s"),
