@@ -67,7 +67,7 @@ def evaluate_model(
     against the other domain's test images. Returns [(direction, report)]."""
     test_a, test_b = dataset_test_dirs(dataset)
     work_dir = Path(work_dir)
-    translator = build_translator(model_options)
+    translator = build_translator(model_options, progress)
     info = translator.info
     if info.kind == "cyclegan" and model_options.direction is None:
         directions = [d for d in ("a2b", "b2a") if d in (info.directions or ["a2b", "b2a"])]
@@ -78,7 +78,7 @@ def evaluate_model(
         if translator is None or translator.direction != direction:
             translator = None
             gc.collect()  # one model in memory at a time
-            translator = build_translator(dataclasses.replace(model_options, direction=direction))
+            translator = build_translator(dataclasses.replace(model_options, direction=direction), progress)
         src, ref = (test_a, test_b) if direction == "a2b" else (test_b, test_a)
         src = _first_images(src, max_images, work_dir / "inputs" / direction)
         out = work_dir / "translations" / direction

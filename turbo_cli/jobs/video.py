@@ -146,14 +146,14 @@ def run_video(input: str | Path, output: str | Path, model_options, options: Vid
             raise TurboError(f"the {num_processes} video processes ended with exit code {code}")
         return []
     if rank.world_size == 1:
-        translator = build_translator(model_options)
+        translator = build_translator(model_options, progress)
         fit_codec_threads(options, translator)
         return translate_videos(input, output, translator, options, progress=progress, on_result=on_result)
     # One process of a launched run: a whole video per process, one GPU each; rank 0 reports the totals.
     if not input.is_dir():
         raise InputError(f"{input}: a multi-process run needs a folder of videos as INPUT")
     model_options.device = device_for(rank, model_options.device)
-    translator = build_translator(model_options)
+    translator = build_translator(model_options, progress if rank.is_main else QUIET)
     fit_codec_threads(options, translator)
     failures: list[str] = []
     monitor = None
