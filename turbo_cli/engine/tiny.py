@@ -80,10 +80,13 @@ def write_tiny_tokenizer(folder: Path) -> None:
         "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "!"}))
 
 
-def build_tiny_base(folder: str | Path, seed: int = 0, full_size: bool = False) -> Path:
+def build_tiny_base(folder: str | Path, seed: int = 0, full_size: bool = False,
+                    text_layers: int | None = None) -> Path:
     """Save a tiny random SD-Turbo-shaped model in the SD-Turbo folder layout. Same seed, same weights.
 
     `full_size=True` saves the real SD-Turbo architecture with random weights instead (benchmarks; ~5 GB).
+    `text_layers` overrides the text encoder's depth (its width, which the UNet's cross-attention sees, stays):
+    checkpoints never touch the text encoder, so tests of the full shapes can skip most of its 340M parameters.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -94,8 +97,11 @@ def build_tiny_base(folder: str | Path, seed: int = 0, full_size: bool = False) 
     torch.manual_seed(seed)
     UNet2DConditionModel(**(SD_TURBO_UNET if full_size else TINY_UNET)).save_pretrained(folder / "unet")
     AutoencoderKL(**(SD_TURBO_VAE if full_size else TINY_VAE)).save_pretrained(folder / "vae")
+    text = dict(SD_TURBO_TEXT if full_size else TINY_TEXT)
+    if text_layers is not None:
+        text["num_hidden_layers"] = text_layers
     text_cfg = CLIPTextConfig(vocab_size=vocab, bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=0,
-                              **(SD_TURBO_TEXT if full_size else TINY_TEXT))
+                              **text)
     CLIPTextModel(text_cfg).save_pretrained(folder / "text_encoder")
     DDPMScheduler.from_config(SCHEDULER).save_pretrained(folder / "scheduler")
     (folder / "model_index.json").write_text(json.dumps({
