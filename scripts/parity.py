@@ -122,6 +122,8 @@ def precision(fixtures: Path, work: Path) -> list[dict]:
         ref_dir = work / "fp32"
         run_e2e_case(dict(base, case=f"fp32/{case['case']}"), e2e, work)
         for name, args in variants.items():
+            if name == "compile" and not case["case"].startswith("cyclegan"):
+                continue  # on a CPU each new shape compiles for minutes: the one-shape (512x512) case shows it
             try:
                 run_e2e_case(dict(base, case=f"{name}/{case['case']}"), e2e, work, args)
             except RuntimeError as e:

@@ -2,7 +2,8 @@
 """Reproduce the bundled demo model (`--model demo`) from nothing: data -> tiny base -> `turbo train` -> assets.
 
     .venv/bin/python scripts/train_demo.py            # all stages (17 minutes measured on a 2-core CPU)
-    .venv/bin/python scripts/train_demo.py prepare    # only: synthetic data, tiny base, tiny CLIP image tower
+    .venv/bin/python scripts/train_demo.py prepare    # only: synthetic data, tiny base, tiny CLIP image tower,
+                                                      #       random LPIPS trunk
     .venv/bin/python scripts/train_demo.py train      # only: `turbo train recipes/demo-day2night.toml`
     .venv/bin/python scripts/train_demo.py export     # only: newest checkpoint -> turbo_cli/assets/demo/
     .venv/bin/python scripts/train_demo.py evaluate   # only: the evidence numbers -> metrics.json, docs/img/
@@ -41,6 +42,8 @@ DOC_IMG = ROOT / "docs" / "img"
 SYNTH = dict(size=64, n_train=200, n_test=24, seed=0)  # `turbo data synth`'s defaults
 BASE_SEED = 0
 CLIP_SEED = 0
+LPIPS_SEED = 0
+LPIPS_TRUNK = WORK / "lpips_alexnet_random.pth"  # the recipe's loss.lpips_weights
 
 
 def tiny_clip_vision_config():
@@ -72,6 +75,24 @@ def prepare() -> None:
         print(f"tiny random CLIP image tower (seed {CLIP_SEED}) -> {WORK / 'clip_vision'}")
         torch.manual_seed(CLIP_SEED)
         CLIPVisionModelWithProjection(tiny_clip_vision_config()).save_pretrained(WORK / "clip_vision")
+    if not LPIPS_TRUNK.is_file():
+        print(f"random AlexNet trunk for LPIPS (seed {LPIPS_SEED}) -> {LPIPS_TRUNK}")
+        write_random_alexnet_trunk(LPIPS_TRUNK, LPIPS_SEED)
+
+
+def write_random_alexnet_trunk(path: Path, seed: int) -> None:
+    """LPIPS's trunk with RANDOM weights in torchvision's file format (`features.N.*`, what loss.lpips_weights
+    reads): the demo cannot download torchvision's ImageNet AlexNet. The lpips package's calibrated linear heads
+    still weight the random features."""
+    import torch
+    import torchvision
+
+    from turbo_cli.atomic import atomic_path
+
+    torch.manual_seed(seed)
+    features = torchvision.models.alexnet(weights=None).features
+    with atomic_path(path) as tmp:
+        torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, tmp)
 
 
 def train(threads: int) -> float:
@@ -105,7 +126,7 @@ def export() -> Path:
     from safetensors.torch import load_file
 
     from turbo_cli.engine.checkpoint import ModelInfo
-    from turbo_cli.train.loop import LOG_FILE, MODEL_FILE, RECIPE_FILE, list_checkpoints
+    from turbo_cli.train.checkpoints import LOG_FILE, MODEL_FILE, RECIPE_FILE, list_checkpoints
 
     out = WORK / "train"
     ckpts = list_checkpoints(out)

@@ -23,7 +23,7 @@ def red_minus_blue(x: torch.Tensor) -> float:
 @torch.no_grad()
 def a2b_outputs(trainer: Trainer, images: torch.Tensor) -> torch.Tensor:
     trainer.gen.eval()
-    out = trainer._G(images, "a2b")
+    out = trainer.translate(images, "a2b")
     trainer.gen.train()
     return out
 

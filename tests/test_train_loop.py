@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests._train_helpers import (RECIPE, make_paired, make_unpaired,
-                                  tiny_models, tiny_overrides)
+from tests._train_helpers import (RECIPE, make_paired, make_unpaired, saved_training_state, tiny_models,
+                                  tiny_overrides)
 from turbo_cli.errors import TurboError
-from turbo_cli.train.loop import TrainingDiverged, Trainer, list_checkpoints, train
+from turbo_cli.train.checkpoints import list_checkpoints
+from turbo_cli.train.loop import TrainingDiverged, Trainer, train
 from turbo_cli.train.recipe import load_recipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,8 +59,7 @@ def test_resume_gives_the_same_weights_as_a_straight_run(env, tmp_path):
     assert a.keys() == b.keys() and any("lora_" in k for k in a)
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
-    sa = torch.load(straight.checkpoint / "training_state.pt", weights_only=True)
-    sb = torch.load(second.checkpoint / "training_state.pt", weights_only=True)
+    sa, sb = saved_training_state(straight.checkpoint), saved_training_state(second.checkpoint)
     for name in sa["discs"]:
         for k in sa["discs"][name]:
             assert torch.allclose(sa["discs"][name][k], sb["discs"][name][k], atol=1e-6), (name, k)
@@ -93,22 +93,18 @@ def test_checkpoint_loads_as_a_turbo_model(env, tmp_path):
     assert y.shape == x.shape and torch.isfinite(y).all()
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(env, tmp_path, monkeypatch):
-    import turbo_cli.train.loop as loop
-
-    calls = {"n": 0}
-    real_l1 = loop.l1
-
-    def poisoned(x, y):
-        calls["n"] += 1
-        out = real_l1(x, y)
-        # 2 cycle + 2 identity l1 calls per step: the 9th is the first cycle loss of step 3
-        return out * float("nan") if calls["n"] >= 9 else out
-
-    monkeypatch.setattr(loop, "l1", poisoned)
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(env, tmp_path):
     out = tmp_path / "nan"
+    t = Trainer(recipe(env, out, train__max_steps=4, train__checkpoint_every=2))
+
+    def on_step(step, total, logs):
+        if step == 2:  # a frozen base weight (not in checkpoints) goes bad: step 3's first loss, the cycle's, is NaN
+            with torch.no_grad():
+                t.gen.unet.down_blocks[0].resnets[0].norm1.weight.fill_(float("nan"))
+
+    t.on_step = on_step
     with pytest.raises(TrainingDiverged) as e:
-        train(recipe(env, out, train__max_steps=4, train__checkpoint_every=2))
+        t.run()
     msg = str(e.value)
     assert msg.startswith("step 3: cycle loss is nan") and "step_000002" in msg, msg
     assert [s for s, _ in list_checkpoints(out)] == [2]
@@ -176,8 +172,8 @@ def test_grad_accumulation_equals_the_bigger_batch(env, tmp_path):
     assert acc.history[0]["cycle"] == pytest.approx(big.history[0]["cycle"], rel=1e-5)
     # Adam's first moment after one step is (1 - beta1) * gradient: compare the gradients themselves (the weights
     # cannot tell: Adam's first update is ~lr * sign(gradient) whatever the gradient's scale)
-    ga = torch.load(big.checkpoint / "training_state.pt", weights_only=True)["opt_g"]["state"]
-    gb = torch.load(acc.checkpoint / "training_state.pt", weights_only=True)["opt_g"]["state"]
+    ga = saved_training_state(big.checkpoint)["opt_g"]["state"]
+    gb = saved_training_state(acc.checkpoint)["opt_g"]["state"]
     assert ga.keys() == gb.keys() and len(ga) > 10
     total = sum(ga[i]["exp_avg"].abs().sum() for i in ga)
     assert total > 0
@@ -194,15 +190,16 @@ def test_bf16_with_gradient_checkpointing_runs(env, tmp_path):
     assert all(v.dtype == torch.float32 for k, v in state.items() if "lora_" in k)
 
 
-def test_cli_train_validation_grid_tensorboard_and_metrics(env, tmp_path):
+def test_cli_train_validation_grid_tensorboard_and_metrics(env, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
+    from tests._eval_helpers import use_tiny_backbones
     from turbo_cli.cli.main import app
 
+    use_tiny_backbones(monkeypatch)  # the metric networks: tiny random stand-ins, built offline
     out = tmp_path / "cli"
     sets = tiny_overrides(env["models"], env["unpaired"], tmp_path / "ignored", train__max_steps=1,
-                          eval__every=1, eval__num_images=2, eval__metrics=["fid"], eval__tiny_backbones=True,
-                          log__tensorboard=True)
+                          eval__every=1, eval__num_images=2, eval__metrics=["fid"], log__tensorboard=True)
     args = ["train", str(RECIPE), "--output", str(out)]
     for s in sets:
         args += ["--set", s]
@@ -218,6 +215,11 @@ def test_cli_train_validation_grid_tensorboard_and_metrics(env, tmp_path):
     assert records[0]["step"] == 1 and "cycle" in records[0]
     assert any("fid" in r.get("val", {}) for r in records), records
     assert (out / "recipe.toml").is_file() and (out / "checkpoints" / "step_000001" / "model.safetensors").is_file()
+
+    # the notices are plain text, not rich markup: a recipe section in brackets prints as it is
+    again = CliRunner().invoke(app, args + ["--set", "optim.lr=0.002", "--set", "log.progress=true"])
+    assert again.exit_code == 0, again.output
+    assert "resuming with changed settings: [optim] lr" in again.output and "nothing to do" in again.output
 
     # --resume with nothing to resume, and a bad override, are one-line errors with exit codes
     bad = CliRunner().invoke(app, ["train", str(RECIPE), "--output", str(tmp_path / "empty"), "--resume"] +

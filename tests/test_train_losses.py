@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests._train_helpers import (save_tiny_clip, save_tiny_clip_vision,
-                                  tiny_vision_config)
+from tests._train_helpers import save_random_lpips_trunk, save_tiny_clip, save_tiny_clip_vision, tiny_vision_config
 from turbo_cli.errors import ModelError, OfflineError
 from turbo_cli.train import diffaug
 from turbo_cli.train.discriminator import VisionAidedDiscriminator, multilevel_sigmoid_loss
@@ -126,11 +125,12 @@ def test_discriminator_needs_enough_blocks():
 # ----------------------------------------------------------------------------- LPIPS and CLIP similarity
 
 
-def test_lpips_random_backbone():
+def test_lpips_with_a_local_trunk_file(tmp_path):
     from turbo_cli.train.losses import LPIPS
 
+    trunk = save_random_lpips_trunk(tmp_path / "vgg_random.pth", net="vgg")
     torch.manual_seed(0)
-    lp = LPIPS("vgg", random_backbone=True)
+    lp = LPIPS("vgg", trunk_weights=trunk)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     y = (x + 0.5 * torch.randn_like(x)).clamp(-1, 1).requires_grad_(True)
     assert lp(x, x).item() == pytest.approx(0.0, abs=1e-6)
@@ -139,6 +139,30 @@ def test_lpips_random_backbone():
     d.backward()
     assert y.grad.abs().sum() > 0
     assert all(not p.requires_grad for p in lp.parameters())
+    # the trunk is the file's, layer for layer (lpips keeps torchvision's `features` index as the layer name)
+    saved = torch.load(trunk, weights_only=True)
+    assert torch.equal(getattr(lp.net.net.slice1, "0").weight, saved["features.0.weight"])
+    assert torch.equal(getattr(lp.net.net.slice5, "28").bias, saved["features.28.bias"])
+    # a folder holding torchvision's file name works too
+    (tmp_path / "hub").mkdir()
+    trunk.rename(tmp_path / "hub" / "vgg16-397923af.pth")
+    from_folder = LPIPS("vgg", trunk_weights=tmp_path / "hub")
+    assert torch.equal(getattr(from_folder.net.net.slice1, "0").weight, saved["features.0.weight"])
+
+
+def test_lpips_weights_errors_are_one_line(tmp_path):
+    from turbo_cli.errors import InputError
+    from turbo_cli.train.losses import LPIPS
+
+    with pytest.raises(InputError, match=r"\[loss\] lpips_weights = .*alexnet-owt-7be5be79\.pth.*not found"):
+        LPIPS("alex", trunk_weights=tmp_path)  # a folder without the file
+    alex = save_random_lpips_trunk(tmp_path / "alex.pth", net="alex")
+    with pytest.raises(ModelError) as e:
+        LPIPS("squeeze", trunk_weights=alex)  # another network's weights
+    assert "\n" not in str(e.value) and "[loss] lpips_weights" in str(e.value) and "squeezenet1_1" in str(e.value)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match=r"lpips_weights"):
+        LPIPS("alex", trunk_weights=tmp_path / "junk.pth")
 
 
 def test_lpips_offline_is_one_line_error(tmp_path, monkeypatch):
@@ -146,7 +170,7 @@ def test_lpips_offline_is_one_line_error(tmp_path, monkeypatch):
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached: torchvision must download
     with pytest.raises(OfflineError) as e:
-        LPIPS("vgg", random_backbone=False)
+        LPIPS("vgg")
     assert "\n" not in str(e.value) and "lpips_net" in str(e.value)
 
 

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from tests._train_helpers import RECIPE, make_unpaired, tiny_models, tiny_overrides
 from turbo_cli.engine.checkpoint import read_turbo_info
-from turbo_cli.train.loop import list_checkpoints
+from turbo_cli.train.checkpoints import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
-import tempfile
 import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
+from turbo_cli import atomic
 from turbo_cli.errors import ConfigError
 
 T = TypeVar("T")
@@ -286,21 +285,7 @@ def save_config(cfg: Any, path: Path | str) -> Path:
     """Write the resolved config atomically: TOML for `.toml`, JSON for anything else."""
     path = Path(path)
     text = to_toml(cfg) if path.suffix == ".toml" else json.dumps(to_dict(cfg), indent=2) + "\n"
-    atomic_write_text(path, text)
+    atomic.write_text(path, text)
     return path
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Temp file beside the target, then os.replace: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -21,10 +21,11 @@ def train(
         help="Output folder (checkpoints, grids, TensorBoard); default: the recipe's train.output_dir.")] = None,
 ) -> None:
     """Train a one-step translation model. Multi-GPU: `accelerate launch -m turbo_cli train RECIPE`."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
+    from rich.text import Text
 
-    from turbo_cli.cli.ui import console
+    from turbo_cli.cli.ui import RichProgress, console
+    from turbo_cli.progress import Bar
+    from turbo_cli.train.loop import Trainer
     from turbo_cli.train.recipe import load_recipe
 
     overrides = list(set_ or [])
@@ -32,32 +33,25 @@ def train(
         overrides.append(f"train.output_dir={str(output)!r}")
     cfg = load_recipe(recipe, overrides)
 
-    import os
+    class NoticesOnly(RichProgress):
+        """[log] progress = false: no bar, no loss lines, but the notices (resuming, stopping) still show."""
 
-    from turbo_cli.train.loop import Trainer
+        def bar(self, total, unit="it", description="", *, transient=False, bytes_=False) -> Bar:
+            return Bar()
 
-    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-    show = cfg.log.progress and rank == 0
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
-                        console=console, disable=not show, transient=False)
-    task = progress.add_task(cfg.name, total=cfg.train.max_steps, losses="")
+    def show_losses(step: int, total: int, logs: dict) -> None:
+        """Every [log] every steps, the step's losses as a line above the bar (main process only)."""
+        if trainer.main and (step % cfg.log.every == 0 or step == total):
+            losses = "  ".join(f"{k} {v:.3f}" for k, v in logs.items() if k != "sec")
+            console.print(Text(f"step {step}/{total}  {losses}"))
 
-    def on_step(step: int, total: int, logs: dict) -> None:
-        text = " ".join(f"{k} {v:.3f}" for k, v in logs.items() if k != "sec")
-        progress.update(task, completed=step, losses=text)
-
-    def on_message(text: str) -> None:
-        if rank == 0:
-            console.print(text)
-
-    trainer = Trainer(cfg, resume=resume, on_step=on_step, on_message=on_message)
-    with progress:
-        result = trainer.run()
-    if rank == 0:
-        console.print(f"done: step {result.step}; checkpoint {result.checkpoint}")
+    trainer = Trainer(cfg, resume=resume, progress=RichProgress() if cfg.log.progress else NoticesOnly(),
+                      on_step=show_losses if cfg.log.progress else None)
+    result = trainer.run()
+    if result.main_process:
+        console.print(Text(f"done: step {result.step}; checkpoint {result.checkpoint}"))
         if result.checkpoint is not None:
-            console.print(f"translate with: turbo translate --model {result.checkpoint / 'model.safetensors'} IN OUT")
+            console.print(Text(f"translate with: turbo translate --model {result.checkpoint} IN OUT"))
 
 
 def register(app: typer.Typer) -> None:

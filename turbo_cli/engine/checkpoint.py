@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import InitVar, asdict, dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -45,11 +45,8 @@ class ModelInfo:
     stochastic: bool = False
     r: float = 1.0  # default strength of a stochastic model (the CLI's --gamma); 1 = deterministic
     extra: dict = field(default_factory=dict)  # free-form provenance (training step, recipe name, ...)
-    gamma: InitVar[float | None] = None  # TEMP-COMPAT: old name of r
 
-    def __post_init__(self, gamma=None):
-        if gamma is not None:
-            self.r = gamma
+    def __post_init__(self):
         self.kind = kind_of(self.kind)
         self.input_range = InputRange(self.input_range)
 

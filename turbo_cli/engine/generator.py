@@ -116,9 +116,6 @@ class TurboGenerator(nn.Module):
         if isinstance(self.unet.conv_in, TwinConv):
             self.unet.conv_in.r = self.r
 
-    def set_strength(self, r: float) -> None:  # TEMP-COMPAT: old name of set_r
-        self.set_r(r)
-
     def vaes(self) -> list[nn.Module]:
         return [v for v in (self.vae, self.vae_b2a) if v is not None]
 

@@ -1,4 +1,4 @@
-"""DINO keys for DINO-Struct-Dist (design §4).
+"""DINO keys for DINO-Struct-Dist (docs/design.md §4).
 
 The structure of an image is summarised by how its ViT tokens relate to each other: the cosine self-similarity
 of the last block's attention KEYS (all tokens incl. CLS, heads concatenated). Two images with the same layout

@@ -1,4 +1,4 @@
-"""Temporal flicker of a translated video (turbo's own measure, design §4).
+"""Temporal flicker of a translated video (turbo's own measure, docs/design.md §4).
 
 For each consecutive pair (t, t+1): optical flow is computed on the INPUT frames (OpenCV DIS or Farneback: the
 motion that really happened), output frame t+1 is warped back onto frame t with it, and the mean absolute

@@ -206,6 +206,18 @@ def _quiet_lpips(**kw) -> torch.nn.Module:
         return lpips.LPIPS(verbose=False, **kw)
 
 
+def lpips_trunk_state(trunk: torch.nn.Module, torchvision_state: dict) -> dict:
+    """torchvision's `features.N.*` tensors (VGG16 / AlexNet files) -> the state dict of an lpips trunk, which
+    slices `features` into slice1..5 and keeps each layer's index N as its name."""
+    state = {}
+    for slice_name, block in trunk.named_children():
+        for index, _ in block.named_children():
+            prefix = f"features.{index}."
+            state.update({f"{slice_name}.{index}.{k[len(prefix):]}": v for k, v in torchvision_state.items()
+                          if k.startswith(prefix)})
+    return state
+
+
 def load_lpips(weights_dir: str | Path | None = None, device: str | torch.device = "cpu",
                progress: Progress = QUIET) -> LpipsDistance:
     """LPIPS-VGG v0.1. The trunk (torchvision VGG16) is found or downloaded by us, then loaded into a randomly
@@ -219,14 +231,7 @@ def load_lpips(weights_dir: str | Path | None = None, device: str | torch.device
     net = _quiet_lpips(net="vgg", pnet_rand=True)
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
-        trunk = {}
-        # lpips slices vgg16.features into slice1..5 and keeps each layer's index as its name.
-        for slice_name, block in net.net.named_children():
-            for idx, _ in block.named_children():
-                for p in ("weight", "bias"):
-                    if f"features.{idx}.{p}" in sd:
-                        trunk[f"{slice_name}.{idx}.{p}"] = sd[f"features.{idx}.{p}"]
-        net.net.load_state_dict(trunk, strict=True)
+        net.net.load_state_dict(lpips_trunk_state(net.net, sd), strict=True)
     except (RuntimeError, OSError, KeyError, ValueError) as e:
         raise ModelError(f"{path}: not torchvision's VGG16 weights ({str(e).splitlines()[0]})") from None
     return LpipsDistance(net, id="lpips v0.1 vgg (torchvision VGG16 trunk)", device=device)

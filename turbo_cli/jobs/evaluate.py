@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 from turbo_cli.errors import InputError, TurboError
+from turbo_cli.io.datasets import split_dirs
 from turbo_cli.eval.folder_eval import evaluate_folders
 from turbo_cli.eval.names import DEFAULT_FOLDER_METRICS, Metric
 from turbo_cli.eval.networks import Backbones
@@ -21,17 +22,8 @@ from turbo_cli.progress import QUIET, Progress
 
 
 def dataset_test_dirs(dataset: str | Path) -> tuple[Path, Path]:
-    """(test A, test B) of a dataset in turbo's layout (test_A/) or CycleGAN's (testA/)."""
-    root = Path(dataset).expanduser()
-    if not root.is_dir():
-        raise InputError(f"--dataset {dataset}: no such folder")
-    found = []
-    for domain in ("A", "B"):
-        hit = next((c for c in (root / f"test_{domain}", root / f"test{domain}") if c.is_dir()), None)
-        if hit is None:
-            raise InputError(f"--dataset {dataset}: no test_{domain}/ (or test{domain}/) folder")
-        found.append(hit)
-    return found[0], found[1]
+    """(test A, test B) of a dataset folder (`io.datasets.split_dirs`)."""
+    return split_dirs(dataset, "test", "--dataset")
 
 
 def _first_images(folder: Path, n: int | None, work: Path) -> Path:

@@ -1,4 +1,4 @@
-"""Training datasets: unpaired (CycleGAN-turbo) and paired (pix2pix-turbo) folders (design §3).
+"""Training datasets: unpaired (CycleGAN-turbo) and paired (pix2pix-turbo) folders (docs/design.md §3).
 
 Layouts (under the recipe's `data.dataset` folder):
     unpaired: train_A/ train_B/ test_A/ test_B/ + fixed_prompt_a.txt, fixed_prompt_b.txt
@@ -30,6 +30,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from turbo_cli.errors import InputError, TurboError
+from turbo_cli.io.datasets import split_dirs
 from turbo_cli.io.images import IMAGE_EXTS, read_image
 from turbo_cli.io.preps import build_transform
 
@@ -40,22 +41,6 @@ MAX_BAD_IN_A_ROW = 50  # after this many unreadable images in a row, the folder 
 
 
 # ----------------------------------------------------------------------------- folders
-
-
-def split_dirs(root: Path, split: str) -> tuple[Path, Path]:
-    """(A folder, B folder) of a split, in our layout (train_A) or CycleGAN's (trainA)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: dataset folder not found ([data] dataset)")
-    found = []
-    for domain in ("A", "B"):
-        for name in (f"{split}_{domain}", f"{split}{domain}"):
-            if (root / name).is_dir():
-                found.append(root / name)
-                break
-        else:
-            raise InputError(f"{root}: no {split}_{domain}/ (or {split}{domain}/) folder")
-    return found[0], found[1]
 
 
 def list_images(folder: Path) -> list[Path]:

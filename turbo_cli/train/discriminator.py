@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from turbo_cli.train.backbones import load_hf
+from turbo_cli.train.pretrained import load_hf
 from turbo_cli.train.diffaug import diff_augment, parse_policy
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

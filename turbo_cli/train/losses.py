@@ -1,27 +1,24 @@
-"""Reconstruction, perceptual and CLIP losses of CycleGAN-turbo / pix2pix-turbo (design §3).
-
-Unpaired (per direction, summed over a and b):
-    cycle    = lambda_cycle * L1(G_b2a(G_a2b(a)), a) + cycle_lpips * LPIPS(G_b2a(G_a2b(a)), a)
-    identity = lambda_idt   * L1(G_a2b(b), b)        + idt_lpips   * LPIPS(G_a2b(b), b)
-Paired:
-    rec      = lambda_l2 * MSE(G(c), y) + lambda_lpips * LPIPS(G(c), y)
-               + lambda_clipsim * (1 - cos(CLIP_img(G(c)), CLIP_txt(caption)))
-The GAN terms live in discriminator.py.
-"""
+"""The loss terms the training objectives are made of: pixel L1 and L2, the LPIPS perceptual distance (with its
+trunk from torch hub or a local file) and the CLIP image-caption similarity. How they combine, with which weights,
+is train/objectives.py; the adversarial term is the discriminator's (train/discriminator.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
+from pathlib import Path
 
+import lpips
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from turbo_cli.errors import ModelError, OfflineError
-from turbo_cli.train.backbones import load_hf
+from turbo_cli.errors import InputError, ModelError, OfflineError
+from turbo_cli.hub import is_offline
 from turbo_cli.train.discriminator import CLIP_MEAN, CLIP_STD
+from turbo_cli.train.pretrained import load_hf
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -34,26 +31,44 @@ def l2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(x.float(), y.float())
 
 
+TORCHVISION_TRUNKS = {"vgg": "VGG16_Weights", "alex": "AlexNet_Weights", "squeeze": "SqueezeNet1_1_Weights"}
+
+
+def trunk_file_name(net: str) -> str:
+    """torchvision's file name for LPIPS's trunk `net` (e.g. "vgg16-397923af.pth"), as torch hub caches it."""
+    import torchvision.models
+
+    return Path(getattr(torchvision.models, TORCHVISION_TRUNKS[net]).IMAGENET1K_V1.url).name
+
+
 class LPIPS(nn.Module):
     """LPIPS distance (Zhang et al. 2018) from the lpips package, inputs in [-1, 1], mean over the batch.
 
-    `random_backbone=True` builds the feature network with random weights (no download: tests only); the
+    The trunk is torchvision's ImageNet network for `net`: from `trunk_weights` (a torchvision state-dict file, or a
+    folder holding it under torchvision's name) when given, else from torch hub's cache or a download. The
     package's own calibrated linear heads are used either way.
     """
 
-    def __init__(self, net: str = "vgg", random_backbone: bool = False):
+    def __init__(self, net: str = "vgg", trunk_weights: str | os.PathLike | None = None):
         super().__init__()
-        import lpips
-
+        local = trunk_weights is not None
+        if not local:
+            cached = Path(torch.hub.get_dir()) / "checkpoints" / trunk_file_name(net)
+            if is_offline() and not cached.is_file():
+                raise OfflineError(f"[loss] lpips_net = '{net}': torchvision's {cached.name} is not in {cached.parent} "
+                                   f"and cannot be downloaded (offline); set [loss] lpips_weights to a local copy")
         try:
             with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # torchvision's `pretrained=` deprecation, via lpips
-                self.net = lpips.LPIPS(net=net, pretrained=True, pnet_rand=random_backbone, verbose=False)
+                # pnet_rand: a random trunk (no download) that the local file then overwrites
+                self.net = lpips.LPIPS(net=net, pretrained=True, pnet_rand=local, verbose=False)
         except Exception as e:  # torchvision's weight download fails with URLError/RuntimeError/OSError offline
             if "urlopen" in repr(e).lower() or "url" in type(e).__name__.lower() or isinstance(e, OSError):
                 raise OfflineError(f"[loss] lpips_net = '{net}': torchvision's {net} weights are not cached and "
-                                   f"cannot be downloaded (offline)") from None
+                                   "cannot be downloaded (offline); set [loss] lpips_weights to a local copy") from None
             raise ModelError(f"[loss] lpips_net = '{net}': cannot build LPIPS: {e}") from None
+        if local:
+            _load_trunk(self.net.net, net, Path(trunk_weights).expanduser())
         self.net.requires_grad_(False).eval()
 
     def train(self, mode: bool = True):
@@ -64,6 +79,24 @@ class LPIPS(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # mean_b sum_l w_l . || phi_l(x) - phi_l(y) ||^2 (spatially averaged), per the lpips package
         return self.net(x.float(), y.float()).mean()
+
+
+def _load_trunk(trunk: nn.Module, net: str, path: Path) -> None:
+    """A torchvision trunk file (`lpips_weights`) into the lpips trunk (`eval.networks.lpips_trunk_state`)."""
+    key = "[loss] lpips_weights"
+    if path.is_dir():
+        path = path / trunk_file_name(net)
+    if not path.is_file():
+        raise InputError(f"{key} = '{path}': file not found (torchvision's {trunk_file_name(net)} for lpips_net = "
+                         f"'{net}')")
+    try:
+        from turbo_cli.eval.networks import lpips_trunk_state
+
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        trunk.load_state_dict(lpips_trunk_state(trunk, saved), strict=True)
+    except Exception as e:  # not a state dict, a different network, a truncated file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{key} = '{path}': not torchvision's {trunk_file_name(net)} weights ({first})") from None
 
 
 class ClipSimilarityLoss(nn.Module):

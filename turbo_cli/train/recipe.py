@@ -1,6 +1,6 @@
 """Training recipes: one TOML file -> these typed dataclasses (via turbo_cli.config).
 
-Defaults follow the original img2img-turbo CycleGAN-turbo training (design §3); the paired recipes
+Defaults follow the original img2img-turbo CycleGAN-turbo training (docs/design.md §3); the paired recipes
 override what differs. Every section is optional in the file; unknown keys are errors.
 
     recipe = load_recipe("recipes/horse2zebra.toml", ["optim.lr=2e-5", "train.max_steps=1000"])
@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Literal
 
 from turbo_cli.config import load_config
+from turbo_cli.errors import ConfigError
+from turbo_cli.eval.names import FOLDER_METRICS, select_metrics
 
-Kind = Literal["unpaired", "paired", "paired_stochastic"]
+TrainingKind = Literal["unpaired", "paired", "paired_stochastic"]
 CLIP_B32 = "openai/clip-vit-base-patch32"  # the backbone the original uses for D and the CLIP-sim loss
 DIFFAUG_POLICIES = ("color", "translation", "cutout")  # what turbo_cli.train.diffaug implements
 
 
 @dataclass
 class ModelConfig:
-    kind: Kind = "unpaired"  # unpaired = CycleGAN-turbo; paired = pix2pix-turbo; *_stochastic = G(x, z, r)
+    kind: TrainingKind = "unpaired"  # unpaired = CycleGAN-turbo; paired = pix2pix-turbo; *_stochastic = G(x, z, r)
     base_model: str = "stabilityai/sd-turbo"  # hub id or a local folder in the SD-Turbo layout
     rank_unet: int = 128  # original CycleGAN-turbo UNet LoRA rank (pix2pix uses 8)
     rank_vae: int = 4  # original VAE LoRA rank, both models
@@ -57,7 +59,9 @@ class LossConfig:
     lambda_clipsim: float = 5.0  # 1 - cos(CLIP image, CLIP caption); 0 skips loading CLIP
     # backbones
     lpips_net: Literal["vgg", "alex", "squeeze"] = "vgg"  # the original uses LPIPS-VGG
-    lpips_random: bool = False  # random LPIPS backbone that builds offline: tests only
+    # LPIPS's trunk (torchvision's ImageNet weights for lpips_net) from a local file, or a folder holding it under
+    # torchvision's name (e.g. vgg16-397923af.pth): for machines that cannot download. None: torch hub's cache/download
+    lpips_weights: Path | None = None
     disc_backbone: str = CLIP_B32  # CLIPVisionModelWithProjection: hub id or local folder
     clip_model: str = CLIP_B32  # CLIPModel for the CLIP-sim loss: hub id or local folder
     diffaug: str = "color,translation,cutout"  # DiffAugment policy in front of D (original's)
@@ -107,9 +111,14 @@ class TrainConfig:
 class EvalConfig:
     every: int = 500  # steps between validations (0: never); the original validated every 250-500
     num_images: int = 8  # test images translated per validation (grid rows)
-    metrics: list[str] = field(default_factory=list)  # `turbo eval` metrics of a2b outputs, e.g. ["fid", "dino"]
+    metrics: list[str] = field(default_factory=list)  # `turbo eval` folder metrics of the outputs, e.g. ["fid"]
     metric_images: int = -1  # test images translated for the metrics; -1 = all (FID needs many), as the original
-    tiny_backbones: bool = False  # random stand-in metric networks (offline tests only; numbers meaningless)
+
+    def __post_init__(self):
+        try:  # the eval package's names (fid, kid, dino_struct, ...): the training log uses the same keys
+            select_metrics(self.metrics, FOLDER_METRICS, option="metrics", error=ConfigError)
+        except ConfigError as e:
+            raise ValueError(str(e)) from None  # turbo_cli.config adds the file and the section
 
 
 @dataclass
@@ -118,7 +127,7 @@ class LogConfig:
     tensorboard: bool = True  # event files in OUTPUT/tb
     wandb: bool = False  # needs `pip install wandb`
     wandb_project: str = "turbo"
-    progress: bool = True  # rich progress bar with the current losses
+    progress: bool = True  # `turbo train` shows a step bar and, every `every` steps, the losses
 
 
 @dataclass

@@ -1,18 +1,20 @@
-"""Peak GPU memory of training steps on the FULL SD-Turbo architecture with random weights (no download).
+"""Benchmark: peak GPU memory of training steps on the FULL SD-Turbo architecture with random weights (no download).
 
-    python -m turbo_cli.train.memory                  # unpaired 256x256: fp32 / bf16 x grad checkpointing on/off
-    python -m turbo_cli.train.memory --size 512 --json mem.json
-    python -m turbo_cli.train.memory --tiny --device cpu   # the same code path on tiny models (a smoke test)
+    python benchmarks/memory.py                        # unpaired 256x256: fp32 / bf16 x grad checkpointing off/on
+    python benchmarks/memory.py --size 512 --json mem.json
+    python benchmarks/memory.py --tiny --device cpu    # the same code path on tiny models (a smoke test)
 
 Goal (issue 4): one unpaired CycleGAN-turbo step at 256x256 in <= 20 GB, so it fits a 24 GB card; the original
 needs ~48 GB. The model shapes are SD-Turbo's (UNet 866M, VAE 84M, OpenCLIP-H text encoder 340M), the
-discriminator backbone is CLIP ViT-B/32's image tower, LPIPS is VGG16 with a random backbone (same memory).
+discriminator backbone is CLIP ViT-B/32's image tower, LPIPS is VGG16 with a random trunk (the same memory).
+Prints a table and writes JSON (benchmarks/results/memory*.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from turbo_cli.atomic import write_text  # noqa: E402
 from turbo_cli.engine.tiny import SD_TURBO_TEXT, SD_TURBO_UNET, SD_TURBO_VAE  # noqa: E402  (one source of shapes)
 
 CLIP_B32_VISION = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
@@ -49,6 +54,16 @@ def random_base(tiny: bool, workdir: Path):
     return BaseModel("random", tokenizer, text_encoder, unet, vae, DDPMScheduler.from_config(T.SCHEDULER))
 
 
+def random_vgg16_trunk(path: Path) -> Path:
+    """torchvision's VGG16 `features` with random weights, in its file format: what `[loss] lpips_weights` reads."""
+    import torchvision
+
+    torch.manual_seed(0)
+    features = torchvision.models.vgg16(weights=None).features
+    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, path)
+    return path
+
+
 def _dataset(root: Path, size: int) -> Path:
     from PIL import Image
 
@@ -76,7 +91,8 @@ def measure(size: int = 256, mixed_precision: str = "no", gradient_checkpointing
             f"data.dataset={json.dumps(str(data))}", "data.train_prep=no_resize", "data.val_prep=no_resize",
             f"model.rank_unet={4 if tiny else rank_unet}",
             f"model.gradient_checkpointing={str(gradient_checkpointing).lower()}",
-            "model.caption_a=a", "model.caption_b=b", "loss.lpips_random=true", "eval.every=0",
+            "model.caption_a=a", "model.caption_b=b", "eval.every=0",
+            f"loss.lpips_weights={json.dumps(str(random_vgg16_trunk(tmp / 'vgg16.pth')))}",
             f"train.mixed_precision={json.dumps(mixed_precision)}", f"train.max_steps={steps}",
             f"train.checkpoint_every={steps + 1}", f"train.output_dir={json.dumps(str(tmp / 'out'))}",
             "log.tensorboard=false", "log.progress=false"])
@@ -118,20 +134,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiny", action="store_true", help="tiny random models (smoke test of this script)")
-    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--json", type=Path, help="write the results here (default: benchmarks/results/memory*.json)")
     ap.add_argument("--configs", default="no:off,no:on,bf16:off,bf16:on",
                     help="mixed_precision:checkpointing list (default: all four)")
     args = ap.parse_args(argv)
     results = []
     for item in args.configs.split(","):
         mp, gc = item.split(":")
-        r = measure(args.size, mp, gc == "on", args.tiny, args.device)
-        results.append(r)
-        peak = f"{r['peak_gib']:.2f} GiB" if r["peak_gib"] is not None else "n/a (CPU)"
-        print(f"{args.size}px mixed_precision={mp:4s} grad_ckpt={gc:3s}  peak {peak}  "
-              f"step {r['steps'][-1]['sec']:.2f}s", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        results.append(measure(args.size, mp, gc == "on", args.tiny, args.device))
+    gpu = results[0]["gpu"] or "CPU"
+    print(f"\nturbo train memory — unpaired CycleGAN-turbo at {args.size}x{args.size}, "
+          f"{'tiny' if args.tiny else 'SD-Turbo-sized'} random weights, {gpu}, torch {torch.__version__}")
+    print(f"{'mixed_precision':>15} {'grad_ckpt':>9} {'weights GiB':>11} {'peak GiB':>9} {'s/step':>7}")
+    for r in results:
+        weights = f"{r['weights_gib']:.2f}" if r["weights_gib"] is not None else "n/a"
+        peak = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "n/a"
+        print(f"{r['mixed_precision']:>15} {'on' if r['gradient_checkpointing'] else 'off':>9} {weights:>11} "
+              f"{peak:>9} {r['steps'][-1]['sec']:7.2f}")
+    out = args.json or Path(__file__).parent / "results" / f"memory{'_tiny' if args.tiny else ''}_{args.size}.json"
+    write_text(out, json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

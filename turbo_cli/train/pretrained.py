@@ -1,8 +1,7 @@
-"""Loading the frozen backbones of the losses (CLIP image tower, CLIP, LPIPS) from a hub id or a local folder.
-
-Offline, a hub id that is not in the local cache becomes one OfflineError line that says which recipe key
-to point at a local folder, instead of a stack trace from huggingface_hub.
-"""
+"""Loading the frozen pretrained networks of the training losses (the discriminator's CLIP image tower, the
+CLIP-similarity model) from a hub id or a local folder. Offline (`turbo_cli.hub.is_offline`), a hub id that is not
+in the local cache becomes one OfflineError line that names the recipe key to point at a local folder, instead
+of a stack trace from huggingface_hub."""
 
 from __future__ import annotations
 
@@ -10,11 +9,7 @@ import os
 from pathlib import Path
 
 from turbo_cli.errors import ModelError, OfflineError
-
-
-def is_offline() -> bool:
-    return any(os.environ.get(k, "0").lower() in ("1", "true", "yes")
-               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+from turbo_cli.hub import is_offline
 
 
 def load_hf(cls, source: str | os.PathLike, key: str, **kwargs):
