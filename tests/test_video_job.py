@@ -112,7 +112,7 @@ def test_start_end_and_max_frames(tmp_path):
     made = make_video(tmp_path / "in.mp4", frames=24, rate=24, audio=True)
     result = translate_video(made.path, tmp_path / "cut.mp4", Invert(),
                                  VideoJobOptions(start=0.25, end=0.75))
-    assert result.frames_out == 12 and result.expected_frames == 12
+    assert result.frames_out == 12 and result.expected_frames is None  # a range's count is only an estimate
     # timestamps restart at 0 (the clip starts at --start), spacing kept
     assert frame_times(tmp_path / "cut.mp4") == [Fraction(k, 24) for k in range(12)]
     assert_inverted_in_order(made.path, tmp_path / "cut.mp4", start=6)

@@ -41,7 +41,8 @@ def parse_size(text: str) -> tuple[int, int] | None:
 def video(
     input: Annotated[Path, typer.Argument(help="A video file, or a folder of videos (searched recursively).")],
     output: Annotated[Path, typer.Argument(
-        help="Output video file (its suffix picks the container: .mp4, .mkv, .mov), or a folder when INPUT is.")],
+        help="Output video file (its suffix picks the container: .mp4, .mkv, .mov, .webm; not .avi, which loses "
+        "per-frame timestamps), an existing folder to write INPUT's name into, or a folder when INPUT is one.")],
     codec: Annotated[str, typer.Option(
         rich_help_panel=PANEL, help="Video encoder: libx264, libx265, libvpx-vp9, libsvtav1, or a hardware one "
         "(h264_nvenc, hevc_nvenc, ...) when FFmpeg and the machine have it.")] = "libx264",
@@ -54,8 +55,8 @@ def video(
     preset: Annotated[Optional[str], typer.Option(
         rich_help_panel=PANEL, help="Encoder speed preset (libx264: ultrafast ... veryslow; default medium).")] = None,
     audio: Annotated[str, typer.Option(
-        rich_help_panel=PANEL, help="copy: keep the input's audio (remuxed untouched, or re-encoded to AAC if the "
-        "output container refuses its codec) | drop.")] = "copy",
+        rich_help_panel=PANEL, help="copy: keep the input's audio (remuxed untouched, or re-encoded if the output "
+        "container refuses its codec: Opus for .webm, AAC otherwise) | drop.")] = "copy",
     start: Annotated[Optional[str], typer.Option(
         rich_help_panel=PANEL, help="Start time in the input (seconds or [HH:]MM:SS[.ms]).")] = None,
     end: Annotated[Optional[str], typer.Option(

@@ -1,7 +1,9 @@
 """Video files in, on PyAV: which paths are videos, what a file holds (`probe`), and its frames as numpy RGB with
 their timestamps (`read_frames`, `iter_rgb`). Frames stay in the stored (coded) orientation: the rotation is
 metadata that `video_writer.VideoWriter` copies, so players turn the output exactly like the input. A file cut
-short yields every frame that decodes, then raises `TruncatedVideoError` saying how many were lost.
+short yields every frame that decodes, then raises `TruncatedVideoError`: with how many were lost when the
+container's index counts its frames (mp4, mov), else with how far it got (an mkv's count is only an estimate).
+A still image (by suffix, or an image demuxer such as FFmpeg's jpeg_pipe) is refused by `probe`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import av
 import av.error
 import numpy as np
 
-from turbo_cli.io.video_errors import NotAVideoError, TruncatedVideoError, UndecodableVideoError, VideoNotFoundError
+from turbo_cli.io.images import is_image_path
+from turbo_cli.io.video_errors import (NotAVideoError, StillImageError, TruncatedVideoError, UndecodableVideoError,
+                                        VideoNotFoundError)
 
 # Suffixes treated as videos when INPUT is a folder (anything FFmpeg reads works as a single file).
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
@@ -58,13 +62,20 @@ class VideoInfo:
     has_audio: bool
     audio_codec: str | None
     other_streams: tuple[str, ...] = ()  # "subtitle:mov_text", "data:bin_data", extra audio/video tracks
+    metadata: dict[str, str] | None = None  # the container's tags, keys lower-cased (mkv upper-cases them)
 
     @property
     def size(self) -> tuple[int, int]:
         return self.width, self.height
 
+    def exact_frames(self, start: float | None = None, end: float | None = None) -> int | None:
+        """The frame count the container's index states, for the whole file only; None where only an estimate
+        exists (mkv, ts, webm; any --start/--end range). Only this number may back a "frames lost" claim."""
+        return self.frames if start is None and end is None and self.frames else None
+
     def expected_frames(self, start: float | None = None, end: float | None = None) -> int | None:
-        """Frames in [start, end): exact for a whole indexed file, else estimated from the mean rate."""
+        """Frames in [start, end): exact for a whole indexed file, else estimated from the mean rate (good enough
+        for a progress bar's total, not for saying frames were lost: a variable rate makes it wrong)."""
         if start is None and end is None and self.frames:
             return self.frames
         if self.duration is None or not self.average_rate:
@@ -95,6 +106,15 @@ def _open_input(path: str | Path) -> av.container.InputContainer:
         ) from None
 
 
+# FFmpeg demuxers that read one picture (a .jpg renamed .mp4 still opens with jpeg_pipe).
+_IMAGE_DEMUXERS = ("image2", "apng")
+_IMAGE_CODECS = ("mjpeg", "png", "bmp", "tiff", "webp", "gif", "jpeg2000", "jpegxl", "qoi", "ppm", "pgm")
+
+
+def _still_image_error(path: Path) -> StillImageError:
+    return StillImageError(f"{path}: a still image, not a video; translate it with `turbo translate {path} OUTPUT`")
+
+
 def _video_stream(container, path: Path) -> av.video.stream.VideoStream:
     videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
     if not videos:
@@ -123,8 +143,14 @@ def _normalise_degrees(deg: float) -> int:
 def probe(path: str | Path) -> VideoInfo:
     """Describe a video file. Decodes at most a few packets (the rotation lives on decoded frames)."""
     path = Path(path)
+    if is_image_path(path) and path.is_file():
+        raise _still_image_error(path)
     with _open_input(path) as container:
         stream = _video_stream(container, path)
+        fmt = container.format.name
+        single = stream.frames == 1 and stream.codec_context.name in _IMAGE_CODECS
+        if fmt in _IMAGE_DEMUXERS or fmt.endswith("_pipe") or single:
+            raise _still_image_error(path)
         tb = stream.time_base or Fraction(1, 90000)
         duration = None
         if stream.duration:
@@ -159,6 +185,7 @@ def probe(path: str | Path) -> VideoInfo:
             has_audio=bool(audio),
             audio_codec=audio[0].codec_context.name if audio and audio[0].codec_context else None,
             other_streams=tuple(others),
+            metadata={k.lower(): v for k, v in container.metadata.items()},
         )
 
 
@@ -269,22 +296,53 @@ def _start_decoding(path: Path, info: VideoInfo, start: float | None, stack: con
 
 
 def _check_complete(info: VideoInfo, decoded: int, last_time: float | None, start, end, stats: _DecodeStats) -> None:
-    expected = info.expected_frames(start, end)
-    if expected is None or decoded >= expected:
+    exact = info.exact_frames(start, end)
+    if exact is not None and decoded >= exact:
         return
+    # Where the stream should end: the file's duration, or --end when that comes first.
+    stream_end = info.duration
+    if end is not None and stream_end is not None:
+        stream_end = min(stream_end, end - info.start_time)
+    frame_s = 1 / float(info.average_rate) if info.average_rate else 0.1
     # Container frame counts include samples an edit list hides; only call it truncated when the decoded
     # frames also stop well before the stream's end (or the decoder/demuxer complained).
-    frame_s = 1 / float(info.average_rate) if info.average_rate else 0.1
-    reached = last_time is not None and info.duration is not None and last_time + 2.5 * frame_s >= info.duration
-    if reached and not stats.errors and not stats.demux_error:
+    reached = last_time is not None and stream_end is not None and last_time + 2.5 * frame_s >= stream_end
+    complained = bool(stats.errors or stats.demux_error)
+    if stream_end is not None and start is not None and start >= stream_end - 1e-6 and not complained:
+        return  # the range lies past the end: nothing was there to decode
+    if exact is None:
+        # No index count (mkv, ts, webm, a range): a duration x mean-rate estimate is wrong for a variable rate
+        # (a 90-frame clip "expected" 181), so say how far decoding got, never how many frames were lost.
+        if (reached or stream_end is None) and not complained:
+            return
+        where = f"{last_time:.2f} s" if last_time is not None else "its start"
+        of = f" of the {stream_end:.2f} s the file announces" if stream_end is not None else ""
+        raise TruncatedVideoError(f"{info.path}: truncated or corrupt: decoded {decoded} frames, up to {where}{of}",
+                                  decoded=decoded, expected=None)
+    if reached and not complained:
         return
-    approx = "" if (start is None and end is None and info.frames) else "~"
     raise TruncatedVideoError(
-        f"{info.path}: truncated or corrupt: decoded {decoded} of {approx}{expected} frames "
-        f"({expected - decoded} lost)",
+        f"{info.path}: truncated or corrupt: decoded {decoded} of {exact} frames ({exact - decoded} lost)",
         decoded=decoded,
-        expected=expected,
+        expected=exact,
     )
+
+
+# Container tags a trimmed `turbo video` OUTPUT carries: where its time 0 lies in the input (seconds from the input
+# video stream's start) and where it was cut off (--end), so evaluation pairs frames by time, not by position.
+SOURCE_START_TAG = "turbo_source_start"
+SOURCE_END_TAG = "turbo_source_end"
+
+
+def source_range(info: VideoInfo) -> tuple[float, float | None]:
+    """(start, end) in the source's seconds that an OUTPUT made by `turbo video --start/--end` covers; (0, None)
+    for any other file."""
+    def tag(key: str) -> float | None:
+        try:
+            return float((info.metadata or {})[key])
+        except (KeyError, ValueError):
+            return None
+    return tag(SOURCE_START_TAG) or 0.0, tag(SOURCE_END_TAG)
 
 
 def iter_rgb(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:

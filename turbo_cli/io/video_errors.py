@@ -18,6 +18,10 @@ class NotAVideoError(VideoError):
     """Not a media file FFmpeg can open, or a media file without a video stream."""
 
 
+class StillImageError(NotAVideoError):
+    """A still image (a .jpg, or a container holding a single picture): `turbo translate` is the verb for it."""
+
+
 class UndecodableVideoError(VideoError):
     """The video stream's codec has no decoder here, or not one frame decodes."""
 

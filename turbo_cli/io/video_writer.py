@@ -1,11 +1,14 @@
-"""Video files out, on PyAV: `EncodeSettings` (codec, quality, pixel format, audio mode), `check_settings` (fails
-fast, before a model loads) and `VideoWriter`, which encodes RGB frames at the timestamps it is given (the input's,
-so a variable frame rate stays variable), copies the input's audio packets without re-encoding when the output
-container accepts the codec, keeps the rotation, and always flushes the encoder on close.
+"""Video files out, on PyAV: `EncodeSettings` (codec, quality, pixel format, audio mode), `check_settings` and
+`check_output` (fail fast, before a model loads or a frame decodes) and `VideoWriter`, which encodes RGB frames at
+the timestamps it is given (the input's, so a variable frame rate stays variable), copies the input's audio packets
+without re-encoding when the output container accepts the codec (else re-encodes to one it takes: Opus for webm,
+AAC elsewhere), keeps the rotation, and always flushes the encoder on close.
 """
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +38,92 @@ _HARDWARE_ENCODERS = ("h264_nvenc", "hevc_nvenc", "av1_nvenc", "h264_qsv", "hevc
                       "h264_videotoolbox", "hevc_videotoolbox", "h264_vaapi", "hevc_vaapi")
 
 
+# Audio encoders tried, in order, when the output container refuses the input's audio codec (webm takes only
+# Opus/Vorbis; mp4 and mov prefer AAC). Each: (FFmpeg encoder, codec name the container reports, label).
+_AUDIO_TARGETS = (("aac", "aac", "AAC"), ("libopus", "opus", "Opus"), ("opus", "opus", "Opus"),
+                  ("libvorbis", "vorbis", "Vorbis"), ("libmp3lame", "mp3", "MP3"), ("flac", "flac", "FLAC"))
+_OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
+# AVFMT_VARIABLE_FPS: the muxer stores a timestamp per frame. Without it (avi, mpeg-ps, asf) FFmpeg itself makes
+# the frame rate constant, so a variable-rate input would play at the wrong times.
+_VARIABLE_FPS = 0x0400
+
+
+def _audio_target(container) -> tuple[str, str] | None:
+    """(encoder, label) for re-encoding audio into `container`, or None when no encoder here fits it."""
+    for encoder, name, label in _AUDIO_TARGETS:
+        if encoder in av.codecs_available and name in container.supported_codecs:
+            return encoder, label
+    return None
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """What `check_output` found out about an OUTPUT: its container and what becomes of the audio."""
+
+    container: str  # FFmpeg's muxer name (mp4, matroska, webm, ...)
+    audio: str | None  # "copy", "drop", an encoder name ("aac", "libopus"), or None without input audio
+
+
+@functools.lru_cache(maxsize=64)
+def keeps_timestamps(suffix: str) -> bool:
+    """Whether the container a suffix picks stores a timestamp per frame (False for .avi, .mpg; True for unknown
+    suffixes, which fail later with their own error)."""
+    with tempfile.TemporaryDirectory(prefix="turbo-check-") as tmp:
+        try:
+            container = av.open(str(Path(tmp) / f"check{suffix}"), "w")
+        except ValueError:
+            return True
+        try:
+            return bool(container.format.flags & _VARIABLE_FPS)
+        finally:
+            container.close()
+
+
+def _container_error(name: str, path: Path) -> EncoderError:
+    return EncoderError(f"{name}: unknown container for suffix {path.suffix!r} (use e.g. .mp4, .mkv, .mov)")
+
+
+def check_output(path: str | Path, settings: EncodeSettings, audio_codec: str | None = None, *,
+                 name: str | Path | None = None) -> OutputPlan:
+    """Everything about OUTPUT that can be checked without a frame: the container its suffix picks, that it takes
+    the video codec and per-frame timestamps, and what happens to an input audio codec `audio_codec` (copied,
+    re-encoded, or no encoder fits: an error). Opens a throw-away file of the same suffix in a temp folder."""
+    path = Path(path)
+    name = str(name or path)
+    check_settings(settings)
+    with tempfile.TemporaryDirectory(prefix="turbo-check-") as tmp:
+        try:
+            container = av.open(str(Path(tmp) / f"check{path.suffix}"), "w")
+        except ValueError:
+            raise _container_error(name, path) from None
+        try:
+            return _plan(container, settings, audio_codec, name)
+        finally:
+            container.close()
+
+
+def _plan(container, s: EncodeSettings, audio_codec: str | None, name: str) -> OutputPlan:
+    fmt = container.format
+    if not fmt.flags & _VARIABLE_FPS:
+        raise EncoderError(f"{name}: the {fmt.name} container cannot keep per-frame timestamps (frames would play "
+                           f"at the wrong times); write .mp4 or .mkv instead")
+    canonical = av.Codec(s.codec, "w").canonical_name
+    if canonical not in container.supported_codecs:
+        raise EncoderError(f"{name}: the {fmt.name} container cannot hold {canonical} video (--codec {s.codec}); "
+                           f"pick another suffix or codec")
+    if audio_codec is None:
+        return OutputPlan(fmt.name, None)
+    if s.audio == "drop":
+        return OutputPlan(fmt.name, "drop")
+    if audio_codec in container.supported_codecs:
+        return OutputPlan(fmt.name, "copy")
+    target = _audio_target(container)
+    if target is None:
+        raise EncoderError(f"{name}: the {fmt.name} container cannot hold {audio_codec} audio and no encoder here "
+                           f"makes one it takes; use --audio drop or another suffix")
+    return OutputPlan(fmt.name, target[0])
+
+
 def available_encoders() -> list[str]:
     """Video encoders this FFmpeg build has that are worth offering (hardware ones need their device too)."""
     wanted = ["libx264", "libx265", "libvpx-vp9", "libsvtav1", "mpeg4", *_HARDWARE_ENCODERS]
@@ -53,7 +142,7 @@ class EncodeSettings:
     crf: int | None = 18  # visually lossless for x264; lower = bigger and better
     pix_fmt: str = "yuv420p"  # what players and browsers decode; yuv444p keeps full chroma
     preset: str | None = None  # encoder speed preset (libx264's default "medium" when None)
-    audio: str = "copy"  # "copy": remux the input's audio (re-encode to AAC if the container refuses it); "drop"
+    audio: str = "copy"  # "copy": remux the input's audio (re-encoded if the container refuses it); "drop"
     options: dict[str, str] = field(default_factory=dict)  # extra encoder options, passed through to FFmpeg
     threads: int = 0  # encoder threads; 0 lets FFmpeg choose
 
@@ -89,8 +178,10 @@ class VideoWriter:
 
     `name` is what messages call the file (the final name when `path` is a temp file beside it).
     `time_offset` (seconds) is subtracted from every timestamp, video and audio (used by --start);
-    `audio_start`/`audio_end` (source seconds) bound the audio copied. Notices (odd size padded, audio
-    re-encoded, streams dropped) go to `progress.notice` and are kept in `self.notices`.
+    `audio_start`/`audio_end` (source seconds) bound the audio copied; `limit_audio` lowers the end once the
+    video stops early (--max-frames). `metadata`: container tags (mp4/mov write custom keys as mdta tags).
+    Notices (odd size padded, audio re-encoded, streams dropped) go to `progress.notice` and are kept in
+    `self.notices`.
     """
 
     def __init__(
@@ -110,6 +201,7 @@ class VideoWriter:
         format: str | None = None,
         progress: Progress = QUIET,
         name: str | Path | None = None,
+        metadata: dict[str, str] | None = None,
     ):
         self.path = Path(path)
         self.name = str(name or path)  # what messages call the file (the final OUTPUT, not its temp file)
@@ -125,18 +217,24 @@ class VideoWriter:
         self.retimed = 0  # frames whose timestamp had to be nudged to stay strictly increasing
         self._closed = False
         self._audio_in = None
-        self.audio_mode: str | None = None  # "copy" or "aac" while source audio remains to be written
+        self.audio_mode: str | None = None  # "copy" or "encode" while source audio remains to be written
         self.audio_packets = 0
         self.audio_duration = 0  # copied audio, in the input audio stream's time base
+        self._audio_start: float | None = None
+        self._audio_end: float | None = None
         self.container = None
 
         check_settings(s)
+        # mp4/mov keep only their known tags unless told to write the others as mdta keys.
+        options = {"movflags": "use_metadata_tags"} if metadata and self.path.suffix.lower() in (
+            ".mp4", ".m4v", ".mov") else {}
         try:
-            self.container = av.open(str(self.path), "w", format=format)
+            self.container = av.open(str(self.path), "w", format=format, options=options)
         except ValueError:
-            raise EncoderError(f"{self.name}: unknown container for suffix {self.path.suffix!r} "
-                               f"(use e.g. .mp4, .mkv, .mov)") from None
+            raise _container_error(self.name, self.path) from None
         try:
+            for key, value in (metadata or {}).items():
+                self.container.metadata[key] = value
             self._setup_video(rate, rotation)
             if audio_source is not None:
                 self._setup_audio(Path(audio_source), audio_start, audio_end)
@@ -159,10 +257,7 @@ class VideoWriter:
 
     def _setup_video(self, rate: Fraction | None, rotation: int) -> None:
         s = self.settings
-        codec = av.Codec(s.codec, "w")
-        if codec.canonical_name not in self.container.supported_codecs:
-            raise EncoderError(f"{self.name}: the {self.container.format.name} container cannot hold "
-                               f"{codec.canonical_name} video (--codec {s.codec}); pick another suffix or codec")
+        _plan(self.container, s, None, self.name)  # the same container/codec checks as check_output
         even_w, even_h = _needs_even(s.pix_fmt)
         self.pad_w = self.width % 2 if even_w else 0
         self.pad_h = self.height % 2 if even_h else 0
@@ -215,10 +310,18 @@ class VideoWriter:
             if a.codec_context is None:
                 self._say(f"{source.name}: audio codec has no decoder here; audio dropped")
                 return
-            self._say(f"{source.name}: {self.container.format.name} cannot hold {name} audio: re-encoded to AAC")
-            self._aout = self.container.add_stream("aac", rate=a.codec_context.sample_rate,
-                                                   layout=a.codec_context.layout)
-            self.audio_mode = "aac"
+            target = _audio_target(self.container)
+            if target is None:
+                raise EncoderError(f"{self.name}: the {self.container.format.name} container cannot hold {name} "
+                                   f"audio and no encoder here makes one it takes; use --audio drop")
+            encoder, label = target
+            rate = a.codec_context.sample_rate
+            if encoder in ("libopus", "opus") and rate not in _OPUS_RATES:
+                rate = 48000  # Opus runs at 48 kHz (and a few lower rates); the encoder resamples
+            self._say(f"{source.name}: {self.container.format.name} cannot hold {name} audio: "
+                      f"re-encoded to {label}")
+            self._aout = self.container.add_stream(encoder, rate=rate, layout=a.codec_context.layout)
+            self.audio_mode = "encode"
         self._apackets = src.demux(a)
         self._apending = None  # next packet, read ahead to compare its time with the video's
 
@@ -246,6 +349,11 @@ class VideoWriter:
         self.frames_written += 1
         if self._audio_in is not None and self.audio_mode:
             self._pump_audio(until=float(pts * self.time_base))
+
+    def limit_audio(self, end: float) -> None:
+        """Copy no audio from `end` (source seconds) on: the video stopped early (--max-frames) and the audio
+        ends with it instead of running on over a frozen last frame."""
+        self._audio_end = end if self._audio_end is None else min(self._audio_end, end)
 
     def _frame_step(self) -> int:
         rate = self.stream.codec_context.framerate or Fraction(25)
@@ -286,7 +394,7 @@ class VideoWriter:
                     frame.pts = None  # let the encoder count samples from 0 (timestamps follow the video)
                     for p in self._aout.encode(frame):
                         self.container.mux(p)
-        if self.audio_mode == "aac":
+        if self.audio_mode == "encode":
             for p in self._aout.encode(None):
                 self.container.mux(p)
         self.audio_mode = None  # all audio written

@@ -1,6 +1,7 @@
 """`turbo video` as a job: check the paths before a model loads, load it once, then translate one file or a folder
 of videos (mirrored into an OUTPUT folder, a re-run resuming), in this process or spread over several processes
-(a whole video per process). Each video goes through `video_pipeline.translate_video`.
+(a whole video per process). Each video goes through `video_pipeline.translate_video`. A single video to an existing
+folder is written into it under the input's name; a folder of videos never goes to a name with a video suffix.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from turbo_cli.errors import InputError, TurboError
 from turbo_cli.io.video import VIDEO_SUFFIXES, is_video_path, probe
 from turbo_cli.io.video_errors import TruncatedVideoError
-from turbo_cli.io.video_writer import check_settings
+from turbo_cli.io.video_writer import check_output, check_settings, keeps_timestamps
 from turbo_cli.jobs.distributed import NoticesOnly, OutputMonitor, current_rank, device_for, gather, relaunch
 from turbo_cli.jobs.loading import build_translator
 from turbo_cli.jobs.video_pipeline import FrameTranslator, VideoJobOptions, VideoResult, translate_video
@@ -53,6 +54,7 @@ def translate_videos(
     if not input.exists():
         raise InputError(f"{input}: no such file or folder")
     if not input.is_dir():
+        output = single_output(input, output)
         try:
             result = translate_video(input, output, translator, options, progress=progress)
         except TruncatedVideoError as e:
@@ -63,8 +65,7 @@ def translate_videos(
             on_result(result)
         return [result]
 
-    if output.exists() and not output.is_dir():
-        raise InputError(f"{output}: INPUT is a folder, so OUTPUT must be a folder too")
+    _check_folder_output(output)
     videos = [p for p in discover_videos(input) if not _is_inside(p, output)]
     if not videos:
         raise InputError(f"{input}: no videos found ({', '.join(VIDEO_SUFFIXES)})")
@@ -72,7 +73,10 @@ def translate_videos(
     results, failures = [], ([] if failures is None else failures)
     o = options or VideoJobOptions()
     for src in videos[rank::world_size]:
-        dst = output / src.relative_to(input)
+        dst = mirrored_output(src, input, output)
+        if dst.suffix != src.suffix:
+            progress.notice(f"{src.name}: its {src.suffix} container cannot keep per-frame timestamps; "
+                            f"writing {dst.name} instead")
         if dst.exists() and not o.overwrite:  # written atomically: an existing output is complete
             progress.notice(f"skipped {dst}: exists (use --overwrite to redo it)")
             continue
@@ -92,6 +96,27 @@ def translate_videos(
     return results
 
 
+def single_output(input: Path, output: Path) -> Path:
+    """OUTPUT for one INPUT video: an existing folder means the input's name inside it."""
+    return output / input.name if output.is_dir() else output
+
+
+def mirrored_output(src: Path, input: Path, output: Path) -> Path:
+    """Where a video of an INPUT folder goes: the same relative name under OUTPUT, except that a container
+    which cannot keep per-frame timestamps (avi, mpeg-ps) becomes .mkv, so a folder of .avi clips still works."""
+    dst = output / src.relative_to(input)
+    return dst if keeps_timestamps(dst.suffix.lower()) else dst.with_suffix(".mkv")
+
+
+def _check_folder_output(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise InputError(f"{output}: INPUT is a folder, so OUTPUT must be a folder too")
+    if not output.exists() and is_video_path(output):
+        # Creating a folder called out.mp4 is never what was meant.
+        raise InputError(f"{output}: INPUT is a folder of videos, so OUTPUT must be a folder, not a "
+                         f"{output.suffix} file name")
+
+
 def _is_inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -108,14 +133,16 @@ def check_paths(input: Path, output: Path, options: VideoJobOptions) -> None:
     if not input.exists():
         raise InputError(f"{input}: no such file or folder")
     if input.is_dir():
-        if output.exists() and not output.is_dir():
-            raise InputError(f"{output}: INPUT is a folder, so OUTPUT must be a folder too")
+        _check_folder_output(output)
         return
-    probe(input)
-    if output.is_dir():
-        raise InputError(f"{output}: is a folder; give an output file name like {output / input.name}")
+    info = probe(input)  # also refuses a still image (pointing to `turbo translate`)
+    output = single_output(input, output)
+    if output.exists() and output.resolve() == input.resolve():
+        raise InputError(f"{output}: OUTPUT is the INPUT file; write somewhere else")
     if output.exists() and not options.overwrite:
         raise InputError(f"{output}: already exists (use --overwrite to replace it)")
+    # Container, video codec, per-frame timestamps and this input's audio: refused before a model loads.
+    check_output(output, options.encode, info.audio_codec, name=output)
 
 
 def fit_codec_threads(options: VideoJobOptions, translator) -> None:
@@ -158,7 +185,7 @@ def run_video(input: str | Path, output: str | Path, model_options, options: Vid
     failures: list[str] = []
     monitor = None
     if rank.is_main:  # one bar (videos done) for all processes
-        todo = [output / v.relative_to(input) for v in discover_videos(input) if not _is_inside(v, output)]
+        todo = [mirrored_output(v, input, output) for v in discover_videos(input) if not _is_inside(v, output)]
         monitor = OutputMonitor([p for p in todo if options.overwrite or not p.exists()], "video",
                                 "translating videos (all processes)", progress)
     try:

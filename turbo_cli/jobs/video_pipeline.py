@@ -8,7 +8,8 @@ Three stages, two bounded queues:
 The model runs on the caller's thread so Ctrl-C lands where the work is; decoding and encoding (FFmpeg
 releases the GIL) run while the model computes. Queues hold a few batches, so memory does not grow with the
 video's length. The output goes to a hidden temp file beside OUTPUT (`turbo_cli.atomic.atomic_path`) that
-replaces OUTPUT only when complete.
+replaces OUTPUT only when complete. A trimmed OUTPUT (--start) starts at 0 and records where it began in the
+input as the container tag `turbo_source_start` (seconds), so `turbo eval` pairs its frames with the right ones.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ import numpy as np
 from turbo_cli.atomic import atomic_path
 from turbo_cli.errors import InputError, TurboError
 from turbo_cli.io.images import resize_rgb
-from turbo_cli.io.video import VideoInfo, probe, read_frames
+from turbo_cli.io.video import SOURCE_END_TAG, SOURCE_START_TAG, VideoInfo, probe, read_frames
 from turbo_cli.io.video_errors import TruncatedVideoError
-from turbo_cli.io.video_writer import EncodeSettings, VideoWriter
+from turbo_cli.io.video_writer import EncodeSettings, VideoWriter, check_output
 from turbo_cli.progress import QUIET, Bar, Progress
 
 
@@ -66,7 +67,7 @@ class VideoResult:
     duration: float  # seconds of video written (last timestamp - first + one frame)
     wall_s: float  # end to end, including opening files and flushing the encoder
     model_s: float  # time inside translate_frames only
-    expected_frames: int | None = None  # what the input announced for the same range
+    expected_frames: int | None = None  # what the input's index counts for the same range; None: not known exactly
     notices: list[str] = field(default_factory=list)
     truncated: TruncatedVideoError | None = None
 
@@ -152,11 +153,13 @@ def _batch_size(translator: FrameTranslator, wanted: int | None, width: int, hei
     return max(1, int(n or 1))
 
 
-def _expected(info: VideoInfo, o: VideoJobOptions) -> int | None:
-    n = info.expected_frames(o.start, o.end)
+def _expected(info: VideoInfo, o: VideoJobOptions) -> tuple[int | None, int | None]:
+    """(estimate for the progress bar, exact count or None): only the exact one may back a "frames lost" claim."""
+    estimate, exact = info.expected_frames(o.start, o.end), info.exact_frames(o.start, o.end)
     if o.max_frames is not None:
-        n = o.max_frames if n is None else min(n, o.max_frames)
-    return n
+        estimate = o.max_frames if estimate is None else min(estimate, o.max_frames)
+        exact = None if exact is None else min(exact, o.max_frames)
+    return estimate, exact
 
 
 # -------------------------------------------------------------------------------------------- one video
@@ -184,13 +187,15 @@ def translate_video(
         raise InputError(f"{output}: OUTPUT is the INPUT file; write somewhere else")
     if output.is_dir():
         raise InputError(f"{output}: is a folder; give a file name (or a folder of videos as INPUT)")
+    # Container, codec, per-frame timestamps and audio, checked before a frame is decoded.
+    check_output(output, o.encode, info.audio_codec, name=output)
     if output.exists() and not o.overwrite:
         raise InputError(f"{output}: already exists (use --overwrite to replace it)")
     if o.start is not None and o.end is not None and o.end <= o.start:
         raise InputError(f"--end {o.end}: must be after --start {o.start}")
     width, height = o.size or (info.width, info.height)
     batch = _batch_size(translator, o.batch_size, width, height)
-    expected = _expected(info, o)
+    estimate, expected = _expected(info, o)
 
     t0 = time.perf_counter()
     # The temp file ends in OUTPUT's suffix so FFmpeg picks the same container for it. Leaving the `with`s: the
@@ -212,10 +217,18 @@ def translate_video(
             time_offset=0.0 if o.start is None else o.start + info.start_time,
             progress=progress,
             name=output,
+            metadata=_range_tags(o),
         ) as writer:
-            with progress.bar(expected, "frames", input.name) as bar:
+            with progress.bar(estimate, "frames", input.name) as bar:
                 counts = _run_pipeline(input, writer, translator, o, batch, (width, height), bar, info)
-                bar.settle()  # the announced (or estimated) total becomes the frames really decoded
+                # The bar ends on the frames really written, whatever the estimate said (and whatever count the
+                # renderer reached from the encoder thread's advances).
+                bar.update(completed=writer.frames_written)
+                if estimate != writer.frames_written:
+                    bar.update(total=writer.frames_written)
+            if o.max_frames is not None and counts.frames_in >= o.max_frames:
+                # The video stopped early: end the audio with the last frame, not at the end of the input.
+                writer.limit_audio(info.start_time + counts.last_t + _last_frame_s(counts, info))
             if counts.frames_in == 0 and counts.truncated is None:
                 raise InputError(f"{input}: no frames between --start {o.start or 0} and --end "
                                  f"{o.end or 'the end'} (the video is {info.duration or 0:.2f} s long)")
@@ -251,6 +264,23 @@ def translate_video(
         error.result = result
         raise error
     return result
+
+
+def _range_tags(o: VideoJobOptions) -> dict[str, str] | None:
+    """The input range a trimmed OUTPUT covers, as container tags (read back by `io.video.source_range`)."""
+    tags = {}
+    if o.start:
+        tags[SOURCE_START_TAG] = f"{o.start:.6f}"
+    if o.end is not None:
+        tags[SOURCE_END_TAG] = f"{o.end:.6f}"
+    return tags or None
+
+
+def _last_frame_s(counts: _Counts, info: VideoInfo) -> float:
+    """How long the last written frame shows: the mean step of the frames written (variable rates too)."""
+    if counts.frames_in > 1:
+        return (counts.last_t - counts.first_t) / (counts.frames_in - 1)
+    return 1 / float(info.average_rate) if info.average_rate else 0.04
 
 
 def _run_pipeline(input: Path, writer: VideoWriter, translator: FrameTranslator, o: VideoJobOptions, batch: int,
