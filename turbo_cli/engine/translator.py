@@ -9,9 +9,10 @@ engine never imports `io`: jobs/loading.py composes the two.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ import torch
 from turbo_cli.device import pick_device, pick_dtype
 from turbo_cli.engine.checkpoint import LoadedModel
 from turbo_cli.errors import InputError
+
+
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune")  # torch.compile's modes (None: its default)
 
 
 class FramePrep(Protocol):
@@ -46,8 +50,8 @@ class Translator:
 
     def __init__(self, loaded: LoadedModel, prompt_emb: torch.Tensor, frame_prep: FramePrep, *,
                  direction: str | None = None, device: str | torch.device = "auto", dtype: str = "auto",
-                 compile: bool | None = None, r: float | None = None, seed: int = 42,
-                 batch_size: int | None = None):
+                 compile: bool | None = None, compile_mode: str | None = None, r: float | None = None,
+                 seed: int = 42, batch_size: int | None = None, notice: Callable[[str], None] | None = None):
         info = loaded.info
         self.info = info
         self.frame_prep = frame_prep
@@ -68,7 +72,14 @@ class Translator:
         self.prompt_emb = prompt_emb.to(self.device, self.dtype)
         # Compiling pays off on CUDA; on CPU each new shape costs ~1 min for a 1.2-1.8x steady-state gain.
         self.compiled = self.device.type == "cuda" if compile is None else compile
-        self._forward = torch.compile(self.generator, dynamic=False) if self.compiled else self.generator
+        if compile_mode not in COMPILE_MODES:
+            raise InputError(f"--compile-mode {compile_mode}: valid values are {', '.join(map(str, COMPILE_MODES))}")
+        # One graph per model shape (the forward has no graph break and no host sync: tests/test_compile.py), and
+        # batches padded to one size, so a run compiles once per shape; "reduce-overhead" adds CUDA graphs.
+        self._forward = (torch.compile(self.generator, dynamic=False, fullgraph=True, mode=compile_mode)
+                         if self.compiled else self.generator)
+        self._fp32_forward = None  # built on the first non-finite half-precision batch
+        self.notice = notice or (lambda message: None)
 
     # ---- batching policy ----------------------------------------------------------------------------------------
     def model_size(self, height: int, width: int) -> tuple[int, int]:
@@ -110,7 +121,21 @@ class Translator:
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         out = self._forward(x, self.prompt_emb, direction=self.direction, noise=self._noise(len(x), height, width))
+        if self.dtype != torch.float32 and not torch.isfinite(out).all():
+            out = self._redo_in_fp32(x01, height, width)
         return (out.float() * 0.5 + 0.5).clamp(0, 1)
+
+    def _redo_in_fp32(self, x01: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Half precision overflowed (inf/NaN in the output): this batch again in fp32, with a one-line notice.
+        The fp32 copy of the generator is made on first need and kept for the rest of the run."""
+        name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, str(self.dtype))
+        self.notice(f"a batch of {len(x01)} at {width}x{height} came out non-finite in {name}; redone in fp32")
+        if self._fp32_forward is None:
+            self._fp32_forward = copy.deepcopy(self.generator).float()
+        x = self.input_range.from_unit(x01.to(self.device, torch.float32))
+        noise = self._noise(len(x), height, width)
+        return self._fp32_forward(x, self.prompt_emb.float(), direction=self.direction,
+                                  noise=None if noise is None else noise.float())
 
     def translate_prepared(self, frames: np.ndarray) -> np.ndarray:
         """(B,h,w,3) uint8 model inputs (from `frame_prep.to_model`) -> (B,h,w,3) uint8 model outputs."""
@@ -123,7 +148,12 @@ class Translator:
         # contiguous NCHW: a permuted (channels_last-strided) batch makes CPU GroupNorm depend on a frame's position
         # in the batch (±1 level), which would flicker a still scene.
         x = x.permute(0, 3, 1, 2).contiguous().to(torch.float32) / 255
-        out = self._run(x)
+        real = len(x)
+        if self.compiled and real < (full := self.batch_size_for(*x.shape[-2:])):
+            # The last, partial batch of a run: pad it to the full size, so the compiled graph (and its CUDA
+            # graph) is reused instead of compiling a new shape. Outputs do not depend on batch neighbours.
+            x = torch.cat([x, x[-1:].expand(full - real, -1, -1, -1)])
+        out = self._run(x)[:real]
         # x * 255 truncated, as the original's ToPILImage does, so saved images match it.
         result = (out * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         self.stats.frames += len(frames)

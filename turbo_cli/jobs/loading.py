@@ -28,6 +28,7 @@ class ModelOptions:
     device: str = "auto"
     dtype: str = "auto"  # auto: bf16/fp16 on CUDA, fp32 on CPU
     compile: bool | None = None  # None: on for CUDA, off for CPU (compiling costs more than it saves there)
+    compile_mode: str | None = None  # torch.compile mode; "reduce-overhead" adds CUDA graphs
     image_prep: str | None = None  # None: the checkpoint's (the original script's default for original files)
     preprocess: str | None = None  # None: the model's own (canny for edge_to_image, sketch for the sketch model)
     canny_low: int = 100  # the original's Canny thresholds
@@ -151,5 +152,5 @@ def build_translator(options: ModelOptions, progress: Progress = QUIET):
                            preprocess=options.preprocess or info.preprocess, canny_low=options.canny_low,
                            canny_high=options.canny_high, keep_model_size=options.keep_model_size)
     return Translator(loaded, prompt_encoder([prompt]), frame_prep, direction=direction, device=options.device,
-                      dtype=options.dtype, compile=options.compile, r=options.r, seed=options.seed,
-                      batch_size=options.batch_size)
+                      dtype=options.dtype, compile=options.compile, compile_mode=options.compile_mode, r=options.r,
+                      seed=options.seed, batch_size=options.batch_size, notice=progress.notice)
