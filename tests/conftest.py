@@ -55,10 +55,15 @@ def one_thread():
     A module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
     import torch
 
-    before = torch.get_num_threads()
+    before, before_env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"  # the CLI sets its threads from this (turbo_cli.device.default_threads)
     yield
     torch.set_num_threads(before)
+    if before_env is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    else:
+        os.environ["OMP_NUM_THREADS"] = before_env
 
 
 @pytest.fixture(scope="session")

@@ -136,13 +136,13 @@ def test_turbo_demo_end_to_end(tmp_path):
     from turbo_cli.cli.main import app
     from turbo_cli.io.video import probe
 
-    out = tmp_path / "demo-out"
-    res = CliRunner().invoke(app, ["demo", "--out", str(out)])
+    out = tmp_path / "demo [out]"  # brackets: every path the demo prints is user text, printed literally
+    res = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["demo", "--out", str(out)])
     assert res.exit_code == 0, res.output
     clip, night = out / D.CLIP_NAME, out / D.OUTPUT_NAME
     assert clip.is_file() and night.is_file()
     assert (out / D.REPORT_NAME / "index.html").is_file()
-    assert str(night) in res.output.replace("\n", "")
+    assert str(night) in res.output and str(out / D.REPORT_NAME / "index.html") in res.output
     info = probe(night)
     assert info.frames in (D.CLIP_FRAMES, None) and (info.width, info.height) == D.CLIP_SIZE
     assert info.has_audio  # `turbo video` kept the clip's audio track

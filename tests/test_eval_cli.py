@@ -229,3 +229,25 @@ def test_file_names_are_printed_as_they_are(tmp_path, monkeypatch):
     r = _run("--source", src, "--output", out, "--metrics", "edges")
     assert r.exit_code == 0, r.output
     assert "[bold]odd[/bold].png" in r.output.replace("\n", "")
+
+
+def test_an_edge_free_pair_has_no_edge_score_and_never_ranks_best(tmp_path):
+    """A flat image translated to a flat image has no structure to keep: it is left out of edge F1 (counted in the
+    policy), not scored 1.0 and ranked first."""
+    from turbo_cli.eval import metrics as M
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    flat = np.full((64, 64, 3), 120, np.uint8)
+    save_png(src / "flat.png", flat)
+    save_png(out / "flat.png", flat + 10)
+    a = scene()
+    b = np.roll(a, 6, axis=1)  # edges moved beyond the tolerance: a real, imperfect score
+    save_png(src / "edgy.png", a)
+    save_png(out / "edgy.png", b)
+    r = _run("--source", src, "--output", out, "--metrics", "edges")
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "out-eval" / "metrics.json").read_text())
+    edges = data["metrics"]["edges"]
+    assert edges["value"] == pytest.approx(M.edge_f1(a, b)) and edges["value"] < 1.0
+    assert edges["policy"]["edge_free_pairs_skipped"] == 1 and edges["policy"]["images"] == 1
+    assert data["items"][0]["name"] == "edgy.png"  # ranked first: the pair with a score

@@ -227,7 +227,7 @@ def test_write_failure_leaves_no_temp_and_keeps_old_file(tmp_path, monkeypatch):
     before = target.read_bytes()
 
     def broken_save(self, fp, *args, **kwargs):
-        fp.write(b"\x89PNG partial")
+        Path(fp).write_bytes(b"\x89PNG partial")  # atomic_path hands PIL the temp file's path
         raise RuntimeError("encoder exploded")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)

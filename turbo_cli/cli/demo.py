@@ -13,13 +13,18 @@ def demo(
         "--out", "-o", help="Folder for the day clip, the translated clip and the report.")] = Path("demo-out"),
     device: Annotated[str, typer.Option(help="cpu | cuda | auto (the demo model is tiny: cpu is plenty).")] = "cpu",
     threads: Annotated[int, typer.Option(
-        min=1, help="CPU threads for the model; 1 is as fast for this tiny model and robust on a busy CPU.")] = 1,
+        "--threads", min=1, help="CPU threads for torch and OpenMP; 1 is as fast for this tiny model and robust on a "
+                                 "busy CPU.")] = 1,
 ) -> None:
-    """Translate a synthetic day clip to night with the bundled demo model and evaluate it (about a minute on a CPU).
+    """Translate a synthetic day clip to night with the bundled demo model and evaluate it (about 30 s on a CPU).
 
-    \b
     The demo model is TINY (a few MB) and was trained by `turbo train` on synthetic 64x64 street scenes
     (recipes/demo-day2night.toml, scripts/train_demo.py): it shows the pipeline, not SD-Turbo quality.
+
+    With other verbs, `--model demo` runs every image at 128x128 (--image-prep resize_128x128; outputs are
+    resized back to the input's size), so a large photo takes well under a second; `--image-prep no_resize`
+    runs it at full size (minutes for a 1080p photo on a CPU). `--direction night` / `day` = a2b / b2a.
+
     For real footage use the published models, e.g. `turbo video in.mp4 out.mp4 --direction night`.
     """
     from rich.markup import escape

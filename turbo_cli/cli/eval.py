@@ -49,7 +49,7 @@ def print_report(console, report, title: str) -> None:
         skipped = sum(vars(counts.non_image_files_skipped).values())
         console.print(f"{counts.pairs} pairs, {counts.reference_images} reference images"
                       + (f", {skipped} non-image files skipped" if skipped else "")
-                      + (f" (reference statistics from cache: {', '.join(counts.reference_cache)})"
+                      + (f" (reference statistics from cache: {escape(', '.join(counts.reference_cache))})"
                          if counts.reference_cache else ""))
     else:
         console.print(f"{counts.frames} frames, {counts.sampled_frames} sampled for the per-frame metrics")

@@ -61,6 +61,19 @@ _MODEL_PARAMS: list[tuple[str, object, object]] = [
 ]
 MODEL_OPTION_NAMES = [name for name, _, _ in _MODEL_PARAMS]
 
+# `--threads` for every verb (the model verbs get it from `with_model_options`; demo and train declare it).
+THREADS_HELP = ("CPU threads for torch and OpenMP; default: the CPUs this process may use (its affinity), or "
+                "OMP_NUM_THREADS. On a busy or shared CPU, 1 is often faster: idle OpenMP threads spin.")
+ThreadsOption = Annotated[Optional[int], typer.Option("--threads", min=1, help=THREADS_HELP)]
+
+
+def use_threads(threads: int | None) -> None:
+    """Apply a verb's --threads (None: keep the default `cli/main.py` chose from the usable CPUs)."""
+    if threads is not None:
+        from turbo_cli.device import set_threads
+
+        set_threads(threads)
+
 
 def with_model_options(command):
     """Decorator: append the model options to `command`'s CLI signature; it receives `model_options=ModelOptions`."""
@@ -72,10 +85,15 @@ def with_model_options(command):
            if p.name != "model_options"]
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
              for name, annotation, default in _MODEL_PARAMS]
+    if "threads" not in signature.parameters:
+        extra.append(inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                       annotation=ThreadsOption))
 
     @functools.wraps(command)
     def wrapper(**kwargs):
         options = ModelOptions(**{name: kwargs.pop(name) for name in MODEL_OPTION_NAMES})
+        if "threads" not in signature.parameters:
+            use_threads(kwargs.pop("threads"))
         return command(**kwargs, model_options=options)
 
     wrapper.__signature__ = signature.replace(parameters=own + extra)

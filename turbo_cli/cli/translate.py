@@ -1,4 +1,4 @@
-"""`turbo translate INPUT OUTPUT`: translate an image, a folder or a glob into a folder."""
+"""`turbo translate INPUT OUTPUT`: translate an image, a folder or a glob into a folder (one image: into a file)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from turbo_cli.cli.ui import console, print_summary_table
 @with_model_options
 def translate(
     input: Annotated[str, typer.Argument(help="An image, a folder (searched recursively) or a glob ('shots/*.jpg').")],
-    output: Annotated[Path, typer.Argument(help="Output folder; mirrors the inputs' relative paths.")],
+    output: Annotated[Path, typer.Argument(
+        help="Output folder (mirrors the inputs' relative paths), or, for a single input image, an image file "
+             "(out.png, out.jpg, ...: the suffix picks the format).")],
     format: Annotated[Optional[str], typer.Option(
         "--format", help="Output format (png, jpg, webp, ...); default: each input's own.")] = None,
     overwrite: Annotated[bool, typer.Option(
@@ -26,7 +28,14 @@ def translate(
         min=1, help="Spread the work over N processes on this machine (accelerate launch); one GPU each.")] = 1,
     *, model_options,
 ) -> None:
-    """Batch-translate images with a pix2pix-turbo / CycleGAN-turbo model."""
+    """Batch-translate images with a pix2pix-turbo / CycleGAN-turbo model (videos: `turbo video`).
+
+    \b
+    turbo translate photo.jpg night.jpg --model demo   # one image, one file
+    turbo translate photos/ night/ --direction night   # a folder, day_to_night
+    turbo translate 'shots/*.png' out/ --model my.safetensors -d b2a
+    turbo translate edges/ out/ --model edge_to_image --prompt "a red car"
+    """
     from turbo_cli.cli.ui import RichProgress
     from turbo_cli.jobs.translate import run_translate
 

@@ -37,11 +37,30 @@ def note(message: str) -> None:
     console.print(Text.assemble(("note ", "yellow"), message))
 
 
+def _rate(task) -> float | None:
+    """Items per second. rich's own estimate forgets its samples when the total changes and is empty (or wild) when
+    one batch takes longer than its window, which is every batch of a slow model: fall back to the average."""
+    speed = task.finished_speed or task.speed
+    if not speed and task.completed and task.elapsed:
+        speed = task.completed / task.elapsed
+    return speed or None
+
+
 class RateColumn(ProgressColumn):
     def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        unit = task.fields.get("unit", "it")
+        speed, unit = _rate(task), task.fields.get("unit", "it")
         return Text(f"{speed:.1f} {unit}/s" if speed else f"- {unit}/s", style="progress.data.speed")
+
+
+class EtaColumn(ProgressColumn):
+    """Time left at the rate `RateColumn` shows (so the two always agree)."""
+
+    def render(self, task) -> Text:
+        speed = _rate(task)
+        if task.finished or task.total is None or not speed:
+            return Text("-:--:--", style="progress.remaining")
+        left = int(max(0.0, (task.total - task.completed) / speed))
+        return Text(f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining")
 
 
 class _RichBar(Bar):
@@ -89,7 +108,7 @@ class RichProgress(Progress):
                                TransferSpeedColumn(), TimeRemainingColumn()]
                 else:
                     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+                               TimeElapsedColumn(), TextColumn("eta"), EtaColumn()]
                 display = _RichProgress(*columns, console=self.console)
                 display.start()
                 self._live[kind] = (display, 0)

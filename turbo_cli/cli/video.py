@@ -72,7 +72,13 @@ def video(
         "(accelerate launch; a whole video per process, one GPU each).")] = 1,
     *, model_options,
 ) -> None:
-    """Translate videos: decoding, the model and encoding run overlapped; frames, timestamps, audio, rotation kept."""
+    """Translate videos: decoding, the model and encoding run overlapped; frames, timestamps, audio, rotation kept.
+
+    \b
+    turbo video dashcam.mp4 night.mp4 --direction night
+    turbo video clip.mov out.mkv --model demo --start 0:05 --end 0:10
+    turbo video clips/ out/ --model my.safetensors --num-processes 2
+    """
     from turbo_cli.io.video_writer import EncodeSettings
     from turbo_cli.jobs.video import run_video
     from turbo_cli.jobs.video_pipeline import VideoJobOptions

@@ -173,7 +173,8 @@ def canny_edges(rgb: np.ndarray) -> np.ndarray:
 
 def edge_f1(rgb_a: np.ndarray, rgb_b: np.ndarray, tolerance: int = EDGE_TOLERANCE) -> float:
     """F1 between the Canny edges of two same-size images; an edge pixel matches if the other has one within
-    `tolerance` px. Two edge-free images agree perfectly (1.0); one edge-free image against an edgy one gives 0."""
+    `tolerance` px. Two edge-free images have no structure to keep: NaN (undefined; it must not rank as the best
+    pair nor lift the mean); one edge-free image against an edgy one gives 0."""
     import cv2
 
     if rgb_a.shape[:2] != rgb_b.shape[:2]:
@@ -181,7 +182,7 @@ def edge_f1(rgb_a: np.ndarray, rgb_b: np.ndarray, tolerance: int = EDGE_TOLERANC
     ea, eb = canny_edges(rgb_a), canny_edges(rgb_b)
     na, nb = int(ea.sum()), int(eb.sum())
     if na == 0 and nb == 0:
-        return 1.0
+        return float("nan")
     if na == 0 or nb == 0:
         return 0.0
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))

@@ -112,7 +112,9 @@ class PairAccumulator:
             if v is not None:
                 item.scores[Metric.LPIPS] = v
         if Metric.EDGES in self.chosen:
-            item.scores[Metric.EDGES] = M.edge_f1(src, out)
+            f1 = M.edge_f1(src, out)
+            if not np.isnan(f1):  # an edge-free pair has no score (undefined), so it never ranks "best"
+                item.scores[Metric.EDGES] = f1
         if Metric.COLOR in self.chosen:
             self.lab_out.append(M.image_lab_pixels(out).astype(np.float32))
             self.lab_src.append(M.image_lab_pixels(src).astype(np.float32))
@@ -145,7 +147,11 @@ class PairAccumulator:
                                         policy=lpips_policy(self.lpips.backbone) | {"images": len(vals)}))
         if Metric.EDGES in self.chosen and self.items:
             vals = self._values(Metric.EDGES)
-            res.append(MetricResult(Metric.EDGES, float(np.mean(vals)), policy=EDGE_POLICY | {"images": len(vals)}))
+            edge_free = len(self.items) - len(vals)
+            policy = EDGE_POLICY | {"images": len(vals)} | ({"edge_free_pairs_skipped": edge_free} if edge_free else {})
+            res.append(MetricResult(Metric.EDGES, float(np.mean(vals)), policy=policy) if vals else
+                       MetricResult.unavailable(Metric.EDGES, "every source and output pair is edge-free: no structure "
+                                                "to compare", policy))
         return res
 
     def brightness(self, reference: float | None = None, reference_count: int = 0) -> MetricResult | None:

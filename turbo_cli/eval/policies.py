@@ -54,4 +54,6 @@ def flicker_policy(method: str, frame_pairs: int) -> dict:
                       f"|difference| over valid pixels and channels, 0..255 units",
             "frame_size": f"frames area-downscaled to a long side of at most {FLICKER_MAX_SIDE} px",
             "frame_pairs": frame_pairs,
-            "extra.input": "the same warp error of the input video: the floor for any output"}
+            "extra.input": "the same warp error of the input video, for comparison: flow errors and occlusions put "
+                           "about this much under any output, and a translation that darkens or smooths the frames "
+                           "can score below it"}

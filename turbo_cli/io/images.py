@@ -217,6 +217,33 @@ def normalize_format(fmt: str | None) -> str | None:
     return key
 
 
+def output_file(input: str | Path, output: str | Path, fmt: str | None = None) -> Path | None:
+    """The file OUTPUT names, when it names one (None: OUTPUT is a folder), checked against INPUT and --format.
+
+    OUTPUT names a file when it has an image suffix (`out.png`) or is an existing file; an existing folder stays
+    a folder whatever its name. Only a single image may go to a file: a folder or a glob into a file is refused
+    here, before any model is loaded (it would translate everything and then fail every write)."""
+    out = Path(output).expanduser()
+    if out.is_dir():
+        return None
+    if not out.is_file() and not is_image_path(out):
+        return None
+    if not is_image_path(out):
+        raise InputError(f"{output}: exists and is not an image file or a folder; give an output folder "
+                         f"or an image file name ({', '.join(sorted(_SUFFIX_FORMAT))})")
+    src = Path(input).expanduser()
+    if not src.is_file():
+        kind = "a folder" if src.is_dir() else "a glob pattern" if glob.has_magic(str(input)) else "not one image"
+        raise InputError(f"{output}: names an image file, but {input} is {kind}; give an output folder")
+    if out.exists() and out.resolve() == src.resolve():
+        raise InputError(f"{output}: is the input itself; give another output file or a folder")
+    key = normalize_format(fmt)
+    if key is not None and OUTPUT_FORMATS[key][1] != _SUFFIX_FORMAT[out.suffix.lower()][0]:
+        raise InputError(f"--format {fmt} disagrees with {output}: the output's suffix picks its format; drop "
+                         f"--format or change the suffix")
+    return out
+
+
 def output_path(job: ImageJob, out_dir: str | Path, fmt: str | None = None) -> Path:
     """Where the output of `job` goes: `out_dir / job.rel`, with the suffix of `fmt` when one is given."""
     key = normalize_format(fmt)

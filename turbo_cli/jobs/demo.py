@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from turbo_cli.device import set_threads, thread_scope
 from turbo_cli.engine.registry import DEMO, DEMO_ASSETS, demo_checkpoint
 from turbo_cli.eval.names import Metric
 from turbo_cli.progress import QUIET, Progress
@@ -36,20 +37,6 @@ def demo_metrics() -> dict:
     """The training time and evidence numbers recorded with the bundled model ({} if absent)."""
     path = DEMO_ASSETS / METRICS_NAME
     return json.loads(path.read_text()) if path.is_file() else {}
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run with n intra-op threads. The demo model is tiny (many small ops): one thread is as fast, and on a CPU
-    shared with other work two OpenMP threads spin-wait against it (measured: 0.6 instead of 12 frames/s)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @contextmanager
@@ -82,8 +69,12 @@ class DemoResult:
 def run_demo(out_dir: str | Path = "demo-out", *, device: str = "cpu", threads: int = 1,
              progress: Progress = QUIET) -> DemoResult:
     """The whole demo: make the synthetic day clip (if out_dir has none), translate it with the demo model
-    (`turbo video`'s job), evaluate the pair (`turbo eval`'s video mode) and write the HTML report."""
-    with torch_threads(threads):
+    (`turbo video`'s job), evaluate the pair (`turbo eval`'s video mode) and write the HTML report.
+
+    `threads`: 1 by default. The demo model is tiny (many small ops): one thread is as fast, and on a CPU shared
+    with other work two OpenMP threads spin-wait against it (measured: 0.6 instead of 12 frames/s)."""
+    with thread_scope():
+        set_threads(threads)
         return _run_demo(Path(out_dir), device, progress)
 
 

@@ -83,7 +83,7 @@ def relaunch(num_processes: int, verb: str, device: str) -> int:
         # accelerate's --cpu starts ONE process unless MPI is set up; --multi_gpu goes through torchrun and, with
         # no visible GPU, each process runs on the CPU with the gloo backend.
         env["CUDA_VISIBLE_DEVICES"] = ""
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // num_processes)))
+        # threads per process: each child divides the usable CPUs by LOCAL_WORLD_SIZE (device.default_threads)
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
                str(num_processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "turbo_cli", *cleaned]

@@ -47,7 +47,7 @@ def known_models() -> list[str]:
 
 def _model_for_direction(options: ModelOptions) -> tuple[str | None, str | None]:
     """(model, direction) after turning a target-domain word into the published model and its direction."""
-    from turbo_cli.engine.registry import DIRECTION_WORDS, PUBLISHED
+    from turbo_cli.engine.registry import DEMO, DIRECTION_WORDS, direction_for
 
     direction = options.direction
     if direction is None or direction in VALID_DIRECTIONS:
@@ -55,10 +55,13 @@ def _model_for_direction(options: ModelOptions) -> tuple[str | None, str | None]
     if direction not in DIRECTION_WORDS:
         raise InputError(f"--direction {direction}: unknown; valid: {', '.join(VALID_DIRECTIONS)}, "
                          f"{', '.join(sorted(DIRECTION_WORDS))}")
-    name = DIRECTION_WORDS[direction]
-    if options.model not in (None, name):
-        raise InputError(f"--direction {direction} picks the model {name}; drop --model or use --direction a2b/b2a")
-    return name, PUBLISHED[name].direction
+    picked = direction_for(options.model, direction)
+    if picked is None:
+        if options.model == DEMO:
+            raise InputError(f"--direction {direction}: the demo model knows night (a2b) and day (b2a)")
+        raise InputError(f"--direction {direction} picks the model {DIRECTION_WORDS[direction]}; drop --model or "
+                         f"use --direction a2b/b2a")
+    return picked
 
 
 def resolve_checkpoint(model: str, progress: Progress = QUIET) -> tuple[Path, object | None]:
@@ -125,6 +128,7 @@ def _base_of(info, checkpoint: Path) -> str:
 
 def build_translator(options: ModelOptions, progress: Progress = QUIET):
     """Load everything once and return a Translator for these options (a first download shows on `progress`)."""
+    from turbo_cli.engine.registry import default_image_prep
     from turbo_cli.engine.translator import Translator
     from turbo_cli.io.frames import FramePrep
 
@@ -148,7 +152,7 @@ def build_translator(options: ModelOptions, progress: Progress = QUIET):
         prompt = options.prompt or info.prompt
         if not prompt:
             raise InputError(f"{info.name}: pass --prompt (what the output image should show)")
-    frame_prep = FramePrep(image_prep=options.image_prep or info.image_prep,
+    frame_prep = FramePrep(image_prep=options.image_prep or default_image_prep(model) or info.image_prep,
                            preprocess=options.preprocess or info.preprocess, canny_low=options.canny_low,
                            canny_high=options.canny_high, keep_model_size=options.keep_model_size)
     return Translator(loaded, prompt_encoder([prompt]), frame_prep, direction=direction, device=options.device,

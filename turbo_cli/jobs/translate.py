@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from turbo_cli.errors import TurboError
+from turbo_cli.errors import InputError, TurboError
 from turbo_cli.progress import QUIET, Progress
 from turbo_cli.io.frames import lanczos
 from turbo_cli.io.images import (DecodedImage, ImageJob, discover_images, is_complete_output, normalize_format,
-                                 output_path, read_image, write_image_atomic)
+                                 output_file, output_path, read_image, write_image_atomic)
 
 
 @dataclass
@@ -48,6 +48,17 @@ class TranslateSummary:
                                 max(self.model_seconds, other.model_seconds), self.processes + other.processes)
 
 
+def check_paths(input: str | Path, output: str | Path) -> None:
+    """Refuse what `turbo translate` cannot do, in one line and before a model is loaded: a video in or out."""
+    from turbo_cli.io.video import is_video_path
+
+    if is_video_path(input):
+        raise InputError(f"{input}: is a video; translate it with `turbo video {input} OUT.mp4` (same model options)")
+    if is_video_path(output) and not Path(output).is_dir():
+        raise InputError(f"{output}: names a video; `turbo translate` writes images (an output folder or, for one "
+                         f"image, an image file); for videos use `turbo video`")
+
+
 def plan(input: str | Path, output_dir: str | Path, fmt: str | None = None, overwrite: bool = False,
          rank: int = 0, world_size: int = 1) -> tuple[list[tuple[ImageJob, Path]], int, int]:
     """(jobs to run with their output paths, total inputs, skipped) for this process's shard.
@@ -55,9 +66,11 @@ def plan(input: str | Path, output_dir: str | Path, fmt: str | None = None, over
     Sharding is by position in the sorted input list (rank::world_size), computed before the skip check, so every
     input belongs to exactly one process whatever is already done.
     """
+    check_paths(input, output_dir)
+    target = output_file(input, output_dir, fmt)  # OUTPUT names a file: the single input image goes there
     fmt = normalize_format(fmt)
-    jobs = discover_images(input, exclude=output_dir)[rank::world_size]
-    todo = [(job, output_path(job, output_dir, fmt)) for job in jobs]
+    jobs = discover_images(input, exclude=None if target else output_dir)[rank::world_size]
+    todo = [(job, target or output_path(job, output_dir, fmt)) for job in jobs]
     if not overwrite:
         todo = [(job, out) for job, out in todo if not is_complete_output(out)]
     return todo, len(jobs), len(jobs) - len(todo)
@@ -190,6 +203,8 @@ def run_translate(input, output, model_options, *, fmt=None, overwrite=False, wo
     from turbo_cli.jobs.distributed import OutputMonitor, current_rank, device_for, gather, relaunch
     from turbo_cli.jobs.loading import build_translator
 
+    check_paths(input, output)  # one-line refusals before processes are launched or a model is loaded
+    output_file(input, output, fmt)
     rank = current_rank()
     if num_processes > 1 and rank.world_size == 1:
         code = relaunch(num_processes, "translate", model_options.device)
