@@ -7,7 +7,10 @@ Everything that may reach the network (base models, published checkpoints, metri
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from turbo_cli.errors import ModelError, OfflineError
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -28,3 +31,46 @@ def cache_dir(*parts: str) -> Path:
     path = root.expanduser().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---- the Hugging Face Hub: repo ids, snapshots and the errors a user meets first ---------------------------------
+_REPO_ID = re.compile(r"(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(?:@(?P<revision>[\w./-]+))?")
+
+
+def parse_repo_id(text: str) -> tuple[str, str | None] | None:
+    """("owner/name", revision or None) for `owner/name` or `owner/name@revision`; None for anything else."""
+    m = _REPO_ID.fullmatch(str(text))
+    return (m["repo"], m["revision"]) if m else None
+
+
+def snapshot(repo_id: str, *, revision: str | None = None, allow_patterns: list[str] | None = None,
+             ignore_patterns: list[str] | None = None, option: str = "--model",
+             instead: str = "pass a local folder") -> Path:
+    """A local folder with the repo's files: from the Hugging Face cache, downloaded on first use (its cache, its
+    tokens from the usual places, `HF_HUB_OFFLINE`, `HF_ENDPOINT`). Every failure is one line naming `option` and
+    what to do."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub import errors as hf
+
+    ref = f"{repo_id}@{revision}" if revision else repo_id
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns,
+                                      ignore_patterns=ignore_patterns, local_files_only=is_offline(),
+                                      endpoint=os.environ.get("HF_ENDPOINT") or None))
+    except hf.GatedRepoError:  # (a subclass of RepositoryNotFoundError: first)
+        raise ModelError(f"{option} {ref}: a gated repository; accept its conditions on its Hub page, then log in "
+                         f"(`hf auth login`) or set HF_TOKEN") from None
+    except hf.RepositoryNotFoundError:
+        raise ModelError(f"{option} {ref}: no such repository on the Hub, or a private one you have no token for "
+                         f"(check the id; log in with `hf auth login` or set HF_TOKEN)") from None
+    except hf.RevisionNotFoundError:
+        raise ModelError(f"{option} {ref}: the repository has no revision '{revision}'") from None
+    except hf.LocalEntryNotFoundError:
+        if is_offline():
+            raise OfflineError(f"{option} {ref}: not in the Hugging Face cache and HF_HUB_OFFLINE is set; download "
+                               f"it once online, or {instead}") from None
+        raise OfflineError(f"{option} {ref}: the Hub cannot be reached and nothing is cached; check the network "
+                           f"(or HF_ENDPOINT), or {instead}") from None
+    except hf.HfHubHTTPError as e:
+        status = getattr(getattr(e, "response", None), "status_code", "?")
+        raise ModelError(f"{option} {ref}: the Hub answered HTTP {status} ({str(e).splitlines()[0][:120]})") from None

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from turbo_cli.errors import ModelError, OfflineError
+from turbo_cli.errors import ModelError
+from turbo_cli.hub import parse_repo_id, snapshot
 
 DEFAULT_BASE = "stabilityai/sd-turbo"
 BASE_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -33,10 +34,6 @@ class BaseModel:
         return float(self.scheduler.alphas_cumprod[TIMESTEP])
 
 
-def _is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-
-
 def resolve_base_dir(source: str | os.PathLike) -> Path:
     """A local folder in the SD-Turbo layout for `source`: the folder itself, or the hub snapshot (cached/downloaded)."""
     path = Path(source).expanduser()
@@ -46,21 +43,14 @@ def resolve_base_dir(source: str | os.PathLike) -> Path:
             raise ModelError(f"{path}: not an SD-Turbo-layout folder (missing {', '.join(missing)}/)")
         return path
     text = str(source)
-    if text.startswith((".", "/", "~")) or text.count("/") != 1 or "\\" in text:  # hub ids are "owner/name"
+    if text.startswith((".", "/", "~")) or "\\" in text or parse_repo_id(text) is None:  # hub ids: "owner/name"
         raise ModelError(f"{source}: no such base-model folder")
-    from huggingface_hub import snapshot_download
-
-    patterns = [f"{s}/*" for s in BASE_SUBFOLDERS] + ["model_index.json"]
+    repo, revision = parse_repo_id(text)
     # Prefer single-file safetensors in full precision; skip the fp16 variants and .bin duplicates.
-    ignore = ["*.fp16.*", "*.bin", "*.ckpt", "*.onnx*", "*.msgpack"]
-    try:
-        return Path(snapshot_download(str(source), allow_patterns=patterns, ignore_patterns=ignore,
-                                      local_files_only=_is_offline()))
-    except Exception as e:  # hub errors come in many classes; the message is what matters
-        raise OfflineError(
-            f"base model '{source}' is not in the local cache and could not be downloaded "
-            f"({type(e).__name__}); pass --base-model DIR (a folder in the SD-Turbo layout)"
-        ) from None
+    return snapshot(repo, revision=revision, option="--base-model",
+                    instead="pass --base-model DIR (a folder in the SD-Turbo layout)",
+                    allow_patterns=[f"{s}/*" for s in BASE_SUBFOLDERS] + ["model_index.json"],
+                    ignore_patterns=["*.fp16.*", "*.bin", "*.ckpt", "*.onnx*", "*.msgpack"])
 
 
 def load_base(source: str | os.PathLike = DEFAULT_BASE, *, with_text_encoder: bool = True) -> BaseModel:

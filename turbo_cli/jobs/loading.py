@@ -12,6 +12,7 @@ from pathlib import Path
 
 from turbo_cli.engine.families import Kind
 from turbo_cli.errors import InputError, ModelError
+from turbo_cli.hub import parse_repo_id, snapshot
 from turbo_cli.progress import QUIET, Progress
 
 VALID_DIRECTIONS = ("a2b", "b2a")
@@ -78,17 +79,37 @@ def resolve_checkpoint(model: str, progress: Progress = QUIET) -> tuple[Path, ob
         return demo_checkpoint(), None
     path = Path(model).expanduser()
     if path.is_dir():
-        candidates = sorted(path.glob("*.safetensors"))
-        if (path / "model.safetensors").is_file():
-            candidates = [path / "model.safetensors"]
-        if len(candidates) != 1:
-            raise ModelError(f"{path}: expected one .safetensors checkpoint in the folder, found {len(candidates)}")
-        return candidates[0], None
+        return _checkpoint_in_folder(path, progress), None
     if path.is_file():
         return path, None
+    if (repo := parse_repo_id(model)) is not None and not path.suffix:
+        # A Hub repo id (owner/name[@revision]): the snapshot folder holds a turbo checkpoint (`turbo export`).
+        folder = snapshot(repo[0], revision=repo[1], allow_patterns=["*.safetensors", "*.json", "*.toml", "*.md",
+                                                                     "base/**"])
+        return _checkpoint_in_folder(folder, progress, hub_ref=model), None
     if "/" in model or "\\" in model or path.suffix:
         raise ModelError(f"{model}: no such checkpoint file")
-    raise ModelError(f"unknown model '{model}'; known: {', '.join(known_models())}, or a checkpoint path")
+    raise ModelError(f"unknown model '{model}'; known: {', '.join(known_models())}, a checkpoint path or a Hub "
+                     f"repo id (owner/name)")
+
+
+def _checkpoint_in_folder(path: Path, progress: Progress, hub_ref: str | None = None) -> Path:
+    """The turbo checkpoint in a folder: `model.safetensors`, the only `.safetensors`, or, for a training run's
+    output folder, its newest checkpoint (said in a notice)."""
+    if (path / "model.safetensors").is_file():
+        return path / "model.safetensors"
+    candidates = sorted(path.glob("*.safetensors"))
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        from turbo_cli.train.checkpoints import newest_checkpoint
+
+        if (newest := newest_checkpoint(path)) is not None:
+            progress.notice(f"{path}: a training run; using its newest checkpoint, {newest.parent.name}")
+            return newest
+    where = f"the Hub repository {hub_ref}" if hub_ref else str(path)
+    raise ModelError(f"{where}: expected one turbo .safetensors checkpoint (or a training run's checkpoints/), "
+                     f"found {len(candidates)} .safetensors files")
 
 
 def load_model(model: str, base_model: str | None = None, progress: Progress = QUIET):
