@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "turbo_cli"
 ROOT_MODULES = {"errors", "atomic", "hub", "progress", "device", "config"}
 # layer -> the layers it may import (besides itself and the root modules)
 ALLOWED = {"root": set(), "engine": set(), "io": set(), "eval": {"io"}, "train": {"engine", "io", "eval"},
-           "jobs": {"engine", "io", "eval", "train"}, "cli": {"jobs", "engine", "io", "eval", "train"}}
+           "jobs": {"engine", "io", "eval", "train"}, "api": {"jobs"},
+           "cli": {"api", "jobs", "engine", "io", "eval", "train"}}
 UI_LIBRARIES = {"rich", "typer", "click"}  # rendering belongs to cli/
 
 
@@ -17,12 +18,16 @@ def layer(module: str) -> str:
     parts = module.split(".")
     if len(parts) > 1 and parts[1] == "__main__":  # `python -m turbo_cli` is the CLI's entry point
         return "cli"
+    if module == "turbo_cli":  # the package's __init__: the public API facade over jobs/
+        return "api"
     return "root" if len(parts) < 2 or parts[1] in ROOT_MODULES else parts[1]
 
 
 def import_graph() -> dict[str, set[str]]:
     """module -> every module (turbo_cli.* or a third-party top-level name) it imports anywhere in its source."""
     graph = {}
+    modules = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+               for p in PACKAGE.rglob("*.py")}
     for path in PACKAGE.rglob("*.py"):
         module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
@@ -34,7 +39,9 @@ def import_graph() -> dict[str, set[str]]:
                 base = node.module or ""
                 if node.level:  # relative import
                     base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + [base]).strip(".")
-                names |= {f"{base}.{a.name}" for a in node.names} | {base}
+                imported = {f"{base}.{a.name}" for a in node.names}
+                # `from pkg import submodule` imports the submodule, not the package's own code
+                names |= imported | ({base} if not imported <= modules else set())
         graph[module] = names
     return graph
 
