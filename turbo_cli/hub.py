@@ -6,6 +6,7 @@ Everything that may reach the network (base models, published checkpoints, metri
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -50,13 +51,20 @@ def snapshot(repo_id: str, *, revision: str | None = None, allow_patterns: list[
     tokens from the usual places, `HF_HUB_OFFLINE`, `HF_ENDPOINT`). Every failure is one line naming `option` and
     what to do."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub import errors as hf
 
-    ref = f"{repo_id}@{revision}" if revision else repo_id
-    try:
+    with hub_errors(option, f"{repo_id}@{revision}" if revision else repo_id, instead, revision):
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=allow_patterns,
                                       ignore_patterns=ignore_patterns, local_files_only=is_offline(),
                                       endpoint=os.environ.get("HF_ENDPOINT") or None))
+
+
+@contextlib.contextmanager
+def hub_errors(option: str, ref: str, instead: str = "pass a local folder", revision: str | None = None):
+    """huggingface_hub's exceptions -> one line naming `option` and `ref`, and what to do."""
+    from huggingface_hub import errors as hf
+
+    try:
+        yield
     except hf.GatedRepoError:  # (a subclass of RepositoryNotFoundError: first)
         raise ModelError(f"{option} {ref}: a gated repository; accept its conditions on its Hub page, then log in "
                          f"(`hf auth login`) or set HF_TOKEN") from None
@@ -73,4 +81,12 @@ def snapshot(repo_id: str, *, revision: str | None = None, allow_patterns: list[
                            f"(or HF_ENDPOINT), or {instead}") from None
     except hf.HfHubHTTPError as e:
         status = getattr(getattr(e, "response", None), "status_code", "?")
+        if status == 401:
+            raise ModelError(f"{option} {ref}: the Hub refused the request (HTTP 401): log in with `hf auth login` "
+                             f"or set HF_TOKEN") from None
         raise ModelError(f"{option} {ref}: the Hub answered HTTP {status} ({str(e).splitlines()[0][:120]})") from None
+    except Exception as e:  # connection refused, DNS, timeouts: raised by calls that do not fall back to the cache
+        if not isinstance(e, OSError) and not type(e).__module__.startswith(("httpx", "httpcore")):
+            raise
+        raise OfflineError(f"{option} {ref}: the Hub cannot be reached ({type(e).__name__}); check the network "
+                           f"(or HF_ENDPOINT), or {instead}") from None

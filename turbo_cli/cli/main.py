@@ -16,7 +16,7 @@ from turbo_cli.errors import TurboError
 
 # Verb modules, each exposing `register(app: typer.Typer)`. Heavy imports (torch, diffusers) happen
 # inside the command functions so `turbo --help` stays instant.
-COMMAND_MODULES = ["translate", "video", "train", "eval", "convert", "data", "demo"]
+COMMAND_MODULES = ["translate", "video", "train", "eval", "convert", "export", "data", "demo"]
 
 
 def _fail(message: str, code: int) -> None:
