@@ -4,11 +4,16 @@ the img2img-turbo parity fixtures in ../shared/fixtures (skipped with a reason w
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach the network by accident
+# turbo's own cache (prompt embeddings, statistics) goes to a fresh folder per test session; the real-weights tests
+# still look for downloads where the user keeps them.
+USER_TURBO_CACHE = os.environ.get("TURBO_CACHE")
+os.environ["TURBO_CACHE"] = tempfile.mkdtemp(prefix="turbo-test-cache-")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,8 +26,17 @@ def _published_weights_cached() -> str | None:
     from turbo_cli.hub import cache_dir
 
     missing = []
-    if not (cache_dir("checkpoints") / PUBLISHED["day_to_night"].filename).is_file():
-        missing.append(f"{PUBLISHED['day_to_night'].filename} in {cache_dir('checkpoints')}")
+    saved = os.environ.get("TURBO_CACHE")
+    if USER_TURBO_CACHE is None:
+        os.environ.pop("TURBO_CACHE")
+    else:
+        os.environ["TURBO_CACHE"] = USER_TURBO_CACHE
+    try:
+        checkpoints = cache_dir("checkpoints")
+    finally:
+        os.environ["TURBO_CACHE"] = saved
+    if not (checkpoints / PUBLISHED["day_to_night"].filename).is_file():
+        missing.append(f"{PUBLISHED['day_to_night'].filename} in {checkpoints}")
     try:
         from huggingface_hub import snapshot_download
 

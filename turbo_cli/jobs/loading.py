@@ -113,15 +113,17 @@ def _checkpoint_in_folder(path: Path, progress: Progress, hub_ref: str | None = 
 
 
 def load_model(model: str, base_model: str | None = None, progress: Progress = QUIET):
-    """(LoadedModel, PromptEncoder) for a --model value."""
-    from turbo_cli.engine.base import DEFAULT_BASE, PromptEncoder, load_base
+    """(LoadedModel, prompt encoder) for a --model value. The text encoder is not loaded: prompts are encoded
+    from the on-disk cache, or by loading it on a cache miss (`engine.base.CachedPromptEncoder`)."""
+    from turbo_cli.engine.base import DEFAULT_BASE, CachedPromptEncoder, load_base
+    from turbo_cli.hub import cache_dir
     from turbo_cli.engine.checkpoint import (ModelInfo, load_original, load_turbo, original_kind, read_original,
                                              read_turbo_info)
 
     path, entry = resolve_checkpoint(model, progress)
     if path.suffix == ".safetensors":
         info = read_turbo_info(path)
-        base = load_base(base_model or _base_of(info, path))
+        base = load_base(base_model or _base_of(info, path), with_text_encoder=False)
         loaded = load_turbo(path, base)
     else:
         sd = read_original(path)  # check the file before spending time on the base model
@@ -129,14 +131,14 @@ def load_model(model: str, base_model: str | None = None, progress: Progress = Q
             original_kind(sd)
         except ModelError as e:
             raise ModelError(f"{path}: {e}") from None
-        base = load_base(base_model or DEFAULT_BASE)
+        base = load_base(base_model or DEFAULT_BASE, with_text_encoder=False)
         preset = None
         if entry is not None:  # a published checkpoint: what the original hard-codes for its name
             preset = ModelInfo.for_family(entry.kind, None, base.source, stochastic=entry.stochastic,
                                           name=entry.name, captions=dict(entry.captions), direction=entry.direction,
                                           image_prep=entry.image_prep, preprocess=entry.preprocess, r=entry.r)
         loaded = load_original(path, base, preset, sd)
-    return loaded, PromptEncoder(base.tokenizer, base.text_encoder)
+    return loaded, CachedPromptEncoder(base.root, cache_dir("prompts"))
 
 
 def _base_of(info, checkpoint: Path) -> str:
