@@ -264,7 +264,7 @@ def is_complete_output(path: str | Path) -> bool:
 def write_image_atomic(
     path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = None, quality: int = 95
 ) -> Path:
-    """Write an (H, W, 3) uint8 image (+ optional (H, W) alpha) via a temp file beside `path` and os.replace.
+    """Write an (H, W, 3) uint8 image (+ optional (H, W) alpha) atomically (`turbo_cli.atomic`).
 
     The format follows the suffix. Alpha is kept for PNG/WebP/TIFF and dropped for JPEG/BMP. A reader never
     sees a partial file, and the temp file is removed if anything fails (including Ctrl-C).

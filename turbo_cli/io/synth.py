@@ -12,15 +12,14 @@ Everything is numpy on a 2x supersampled canvas, box-filtered down: deterministi
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from turbo_cli import atomic
 from turbo_cli.errors import InputError
 
 SPLITS = ("train_A", "train_B", "test_A", "test_B")
@@ -277,16 +276,6 @@ def _image_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLITS.index(split), index])
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def check_size(size: int) -> None:
     if size < 16 or size % 8:
         raise InputError(f"--size {size}: must be a multiple of 8 and at least 16")
@@ -315,10 +304,10 @@ def make_dataset(
             img = render_scene(_image_rng(seed, split, i), size, night=night)
             write_image_atomic(root / split / f"{prefix}_{i:04d}.png", img)
         counts[split] = n
-    _write_text_atomic(root / "fixed_prompt_a.txt", PROMPT_A + "\n")
-    _write_text_atomic(root / "fixed_prompt_b.txt", PROMPT_B + "\n")
+    atomic.write_text(root / "fixed_prompt_a.txt", PROMPT_A + "\n")
+    atomic.write_text(root / "fixed_prompt_b.txt", PROMPT_B + "\n")
     manifest = {"size": size, "n_train": n_train, "n_test": n_test, "seed": seed, "counts": counts}
-    _write_text_atomic(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    atomic.write_text(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return counts
 
 
@@ -376,8 +365,7 @@ def make_day_clip(
     car.y = lay.curb + (h * _SS - lay.curb) * 0.8
     pan_px = (pan_w - w) * _SS  # total camera travel, canvas pixels
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic.atomic_path(path) as tmp:  # a clip appears only when complete
         with av.open(str(tmp), mode="w", format="mp4") as out:
             vs = out.add_stream("libx264", rate=fps)
             vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
@@ -412,8 +400,4 @@ def make_day_clip(
                         out.mux(packet)
                 for packet in as_.encode(None):
                     out.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
