@@ -153,7 +153,7 @@ def test_shipped_recipes_load_and_round_trip(tmp_path):
     h2z = load_recipe(Path(__file__).resolve().parents[1] / "recipes/horse2zebra.toml")
     assert (h2z.optim.lr, h2z.model.rank_unet, h2z.loss.cycle_lpips, h2z.train.max_steps) == (1e-5, 128, 10.0, 25000)
     fill = load_recipe(Path(__file__).resolve().parents[1] / "recipes/fill50k.toml")
-    assert (fill.model.kind, fill.optim.lr, fill.optim.grad_clip, fill.train.batch_size) == ("paired", 5e-6, 1.0, 4)
+    assert (fill.model.kind, fill.optim.lr, fill.optim.grad_clip, fill.train.batch_size) == ("paired", 5e-6, 1.0, 2)  # the published command
 
 
 def test_recipe_validation_messages(tmp_path):

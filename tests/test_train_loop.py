@@ -150,7 +150,11 @@ def test_paired_kinds_train_and_save(env, tmp_path, kind):
     from turbo_cli.engine.checkpoint import read_turbo_info
 
     res = train(recipe(env, tmp_path / kind, dataset="paired", model__kind=kind, loss__lambda_clipsim=5.0,
-                       train__max_steps=1, train__r_range=[0.2, 0.6]))
+                       train__max_steps=1, train__r_range=[0.2, 0.6], eval__every=1))
+    # validation as the original: L2, LPIPS and CLIP similarity of G(c) against its target, every test pair
+    val = json.loads((res.checkpoint / "val_metrics.json").read_text())["val"]
+    assert set(val) == {"a2b/l2", "a2b/lpips", "a2b/clipsim"} and all(v == v for v in val.values())
+    assert len(list((tmp_path / kind / "val" / "step_000001" / "a2b").glob("*.png"))) == 2
     h = res.history[0]
     assert {"rec", "clipsim", "gan_g", "d_real", "d_fake"} <= set(h)
     assert all(torch.isfinite(torch.tensor(v)) for v in h.values())
@@ -166,7 +170,9 @@ def test_grad_accumulation_equals_the_bigger_batch(env, tmp_path):
     # (the same samples: sample numbers depend on the step). Only the cycle phase runs: D's DiffAugment draws differ
     # by batch layout, and a second G phase would start from weights that Adam's sign-like first update moved by
     # rounding-level gradient differences.
-    common = dict(train__max_steps=1, loss__lambda_gan=0.0, loss__lambda_idt=0.0, loss__idt_lpips=0.0)
+    # The posterior MEAN: a posterior sample draws its noise per batch layout (one randn of 2 vs two of 1).
+    common = dict(train__max_steps=1, loss__lambda_gan=0.0, loss__lambda_idt=0.0, loss__idt_lpips=0.0,
+                  model__vae_posterior="mean")
     big = train(recipe(env, tmp_path / "big", train__batch_size=2, **common))
     acc = train(recipe(env, tmp_path / "acc", train__batch_size=1, optim__grad_accumulation=2, **common))
     assert acc.history[0]["cycle"] == pytest.approx(big.history[0]["cycle"], rel=1e-5)
@@ -213,7 +219,13 @@ def test_cli_train_validation_grid_tensorboard_and_metrics(env, tmp_path, monkey
     assert list((out / "tb").glob("events.out.tfevents.*"))
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert records[0]["step"] == 1 and "cycle" in records[0]
-    assert any("fid" in r.get("val", {}) for r in records), records
+    # validation as the original: both directions, each against the other domain's T_val(test_*)
+    val = [r["val"] for r in records if "val" in r]
+    assert val and {"a2b/fid", "b2a/fid"} <= set(val[0]), records
+    assert sorted(p.name for p in (out / "val" / "reference").iterdir() if p.is_dir()) == ["A", "B"]
+    assert len(list((out / "val" / "step_000001" / "b2a").glob("*.png"))) == 2
+    saved = json.loads((out / "checkpoints" / "step_000001" / "val_metrics.json").read_text())
+    assert saved["val"] == val[0]  # the numbers beside the checkpoint they describe
     assert (out / "recipe.toml").is_file() and (out / "checkpoints" / "step_000001" / "model.safetensors").is_file()
 
     # the notices are plain text, not rich markup: a recipe section in brackets prints as it is

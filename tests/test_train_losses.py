@@ -179,24 +179,28 @@ def test_clip_similarity_loss(models):
 
     from turbo_cli.train.losses import ClipSimilarityLoss
 
-    loss_fn = ClipSimilarityLoss.from_pretrained(str(models["clip"]))
     torch.manual_seed(0)
-    x = (torch.rand(2, 3, 40, 40) * 2 - 1).requires_grad_(True)
-    caps = ["a red square", "a blue disc"]
-    loss = loss_fn(x, caps)
-    # reference: 1 - mean_i cos(img_i, txt_i) computed directly with the model
+    x = (torch.rand(3, 3, 40, 40) * 2 - 1).requires_grad_(True)
+    caps = ["a red square", "a blue disc", "a green line"]
     model = CLIPModel.from_pretrained(models["clip"]).eval()
-    px = (F.interpolate(x.detach() * 0.5 + 0.5, size=(32, 32), mode="bilinear") - loss_fn.mean) / loss_fn.std
-    img = model.get_image_features(pixel_values=px)
-    img = getattr(img, "pooler_output", img)
-    tok = loss_fn.tokenizer(caps, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
-    txt = model.get_text_features(input_ids=tok.input_ids, attention_mask=tok.attention_mask)
-    txt = getattr(txt, "pooler_output", txt)
-    ref = 1 - F.cosine_similarity(img, txt).mean()
-    assert loss.item() == pytest.approx(ref.item(), abs=1e-5)
+    own = ClipSimilarityLoss.from_pretrained(str(models["clip"]), pairs="own_caption")
+    px = (F.interpolate(x.detach() * 0.5 + 0.5, size=(32, 32), mode="bilinear") - own.mean) / own.std
+    tok = own.tokenizer(caps, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    # the original: `1 - net_clip(x, caption_tokens)[0].mean() / 100`, CLIP's logits_per_image over all B x B pairs;
+    # here transformers' own CLIPModel forward computes those logits
+    out = model(input_ids=tok.input_ids, attention_mask=tok.attention_mask, pixel_values=px)
+    assert out.logits_per_image.shape == (3, 3)
+    loss_fn = ClipSimilarityLoss.from_pretrained(str(models["clip"]))  # default: the original's all_pairs
+    loss = loss_fn(x, caps)
+    assert loss.item() == pytest.approx(1 - out.logits_per_image.mean().item() / 100, abs=1e-5)
+    # own_caption: 1 - mean_i cos(img_i, txt_i)
+    ref = 1 - F.cosine_similarity(out.image_embeds, out.text_embeds).mean()
+    assert own(x, caps).item() == pytest.approx(ref.item(), abs=1e-5)
     loss.backward()
     assert x.grad.abs().sum() > 0
     assert set(loss_fn._text) == set(caps)  # caption embeddings cached
+    with pytest.raises(ValueError, match="clipsim_pairs"):
+        ClipSimilarityLoss(model, own.tokenizer, pairs="diagonal")
 
 
 def test_backbone_loading_errors(tmp_path, monkeypatch):

@@ -65,6 +65,7 @@ class TurboGenerator(nn.Module):
         self.alpha_bar = base.alpha_bar
         self.scaling_factor = float(base.vae.config.scaling_factor)
         self.r = 1.0  # the stochastic model's strength (families.py); 1 = deterministic
+        self.posterior = "mean"  # "sample": draw from the VAE posterior in training mode (the original's training)
         # Base (non-adapter) weights that differ from the base model: saved in turbo checkpoints too.
         self.base_overrides: set[str] = set()
 
@@ -128,10 +129,18 @@ class TurboGenerator(nn.Module):
 
     # ---- the network -------------------------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, direction: str | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Posterior MEAN × scaling factor (deterministic: the same frame gives the same latent) + skip activations."""
+        """Posterior MEAN × scaling factor (deterministic: the same frame gives the same latent) + skip activations.
+
+        With `posterior = "sample"` and in training mode: a SAMPLE of the posterior (diffusers'
+        DiagonalGaussianDistribution, torch's global random stream), as the original trains; validation (eval mode)
+        and inference always use the mean (docs/design.md §5)."""
         vae = self.vae_for(direction)
         h, skips = vae.encoder(x)
         moments = vae.quant_conv(h) if vae.quant_conv is not None else h
+        if self.posterior == "sample" and self.training:
+            from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+            return DiagonalGaussianDistribution(moments).sample() * self.scaling_factor, skips
         mean = moments.chunk(2, dim=1)[0]
         return mean * self.scaling_factor, skips
 

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-from turbo_cli.errors import InputError, TurboError
+from turbo_cli.errors import TurboError
 from turbo_cli.io.datasets import split_dirs
 from turbo_cli.eval.folder_eval import evaluate_folders
 from turbo_cli.eval.names import DEFAULT_FOLDER_METRICS, Metric
@@ -67,7 +67,7 @@ def evaluate_model(
         directions = [translator.direction or "a2b"]
     results = []
     for direction in directions:
-        if translator is None or translator.direction != direction:
+        if translator is None or (info.kind == "cyclegan" and translator.direction != direction):
             translator = None
             gc.collect()  # one model in memory at a time
             translator = build_translator(dataclasses.replace(model_options, direction=direction), progress)

@@ -92,7 +92,7 @@ def _copy_run_files(checkpoint: Path, run: Path | None, tmp: Path) -> dict:
     if recipe.is_file():
         shutil.copyfile(recipe, tmp / "recipe.toml")
         extras["recipe"] = recipe.read_text(encoding="utf-8")
-    for name in ("validation.json", "metrics.json"):
+    for name in ("val_metrics.json", "validation.json", "metrics.json"):
         if (checkpoint.parent / name).is_file():
             extras["metrics"] = json.loads((checkpoint.parent / name).read_text())
             break

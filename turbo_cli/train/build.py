@@ -50,20 +50,25 @@ def build_networks(recipe: Recipe, device: torch.device, frozen_dtype: torch.dty
     else:
         gen = build_cyclegan(base, m.rank_unet, m.rank_vae)
     g_params = gen.set_trainable(m.train_all)
+    gen.posterior = m.vae_posterior  # "sample": the original's training; eval mode (validation) keeps the mean
     if m.gradient_checkpointing:
         gen.unet.enable_gradient_checkpointing()
         for vae in gen.vaes():
             vae.enable_gradient_checkpointing()
 
     lpips = LPIPS(L.lpips_net, trunk_weights=L.lpips_weights)
-    clipsim = ClipSimilarityLoss.from_pretrained(L.clip_model) if recipe.paired and L.lambda_clipsim > 0 else None
+    clipsim = None
+    if recipe.paired and L.lambda_clipsim > 0:
+        clipsim = ClipSimilarityLoss.from_pretrained(L.clip_model, pairs=L.clipsim_pairs)
     discs: dict[str, VisionAidedDiscriminator] = {}
     if L.lambda_gan > 0:
         for name in (["b"] if recipe.paired else ["a", "b"]):  # paired: one D, on targets (domain B)
             if disc_backbone is not None:
-                discs[name] = VisionAidedDiscriminator(copy.deepcopy(disc_backbone), diffaug=L.diffaug)
+                discs[name] = VisionAidedDiscriminator(copy.deepcopy(disc_backbone), diffaug=L.diffaug,
+                                                       gan_loss=recipe.gan_loss)
             else:
-                discs[name] = VisionAidedDiscriminator.from_pretrained(L.disc_backbone, diffaug=L.diffaug)
+                discs[name] = VisionAidedDiscriminator.from_pretrained(L.disc_backbone, diffaug=L.diffaug,
+                                                                       gan_loss=recipe.gan_loss)
 
     for module in [gen, base.text_encoder, lpips, clipsim, *discs.values()]:
         if module is not None:

@@ -45,6 +45,13 @@ def list_checkpoints(out: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def newest_checkpoint(folder: Path) -> Path | None:
+    """`--model RUN_FOLDER`: the model file of a training output folder's newest complete checkpoint
+    (RUN/checkpoints/step_N/model.safetensors), or None when `folder` holds no training checkpoints."""
+    found = list_checkpoints(Path(folder))
+    return found[-1][1] / MODEL_FILE if found else None
+
+
 def remove_old(out: Path, keep_last: int) -> None:
     for _, old in list_checkpoints(out)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)

@@ -3,7 +3,8 @@
 A frozen CLIP ViT image tower (transformers' CLIPVisionModelWithProjection; the original uses ViT-B/32) turns
 the image into three feature levels: the patch tokens after blocks 4 and 8 (as C x g x g maps) and the final
 projected CLS embedding. Small spectral-normalised heads, the only trained part, map each level to logits.
-Loss "multilevel_sigmoid": binary cross-entropy with logits summed over the levels.
+The heads and the GAN losses ("multilevel_sigmoid", "multilevel_sigmoid_s") are vision-aided-loss 0.1.0's
+(tests/test_train_vision_aided.py compares them with that package's own classes).
 
     D = VisionAidedDiscriminator.from_pretrained("openai/clip-vit-base-patch32")
     loss_G = D.loss(fake, real=True)            # G wants its outputs called real
@@ -24,62 +25,72 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+# vision-aided-loss's BlurPool filters: binomial rows, by filter size
+_BINOMIAL = {1: [1.0], 2: [1.0, 1.0], 3: [1.0, 2.0, 1.0], 4: [1.0, 3.0, 3.0, 1.0], 5: [1.0, 4.0, 6.0, 4.0, 1.0]}
+
+
 class BlurPool(nn.Module):
-    """Anti-aliasing blur (Zhang 2019): a fixed [1,2,1]x[1,2,1]/16 depthwise filter, zero padding, given stride."""
+    """Anti-aliasing blur (Zhang 2019) as vision-aided-loss's `BlurPool(ch, pad_type='zero', stride=1)` builds it:
+    its default `filt_size=4`, the [1,3,3,1] x [1,3,3,1] / 64 depthwise filter after zero padding of
+    (filt_size - 1) // 2 = 1 on every side, so an n x n map becomes (n - 1) x (n - 1) (7x7 -> 6x6)."""
 
-    def __init__(self, channels: int, stride: int = 1):
+    def __init__(self, channels: int, filt_size: int = 4, stride: int = 1):
         super().__init__()
-        k = torch.tensor([1.0, 2.0, 1.0])
-        k = (k[:, None] * k[None, :]) / 16.0
-        self.register_buffer("filt", k.expand(channels, 1, 3, 3).clone(), persistent=False)
-        self.stride = stride
+        a = torch.tensor(_BINOMIAL[filt_size])
+        k = a[:, None] * a[None, :]
+        self.register_buffer("filt", (k / k.sum()).expand(channels, 1, filt_size, filt_size).clone(),
+                             persistent=False)
+        self.pad, self.stride = (filt_size - 1) // 2, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.filt.to(x.dtype), stride=self.stride, padding=1, groups=x.shape[1])
+        x = F.pad(x, (self.pad,) * 4)  # zero padding
+        return F.conv2d(x, self.filt.to(x.dtype), stride=self.stride, groups=x.shape[1])
 
 
-class MapHead(nn.Module):
-    """Logits from a token map: SN conv3x3 C->256, LeakyReLU(0.2), BlurPool, SN conv1x1 256->1 (stride 2).
+class MultiLevelHeads(nn.Module):
+    """vision-aided-loss's `MultiLevelDViT(level=3, down=1)`, the heads of its CLIP discriminator, with the same
+    module names (so its state dict loads here and back):
 
-    As in vision-aided-gan's multi-level ViT head with down = 1 (what CLIP's small maps use), the leading
-    BlurPool is only inserted when the head downsamples its input first (down > 1).
+        decoder[i], per token map: SN conv3x3 C->256 (pad 1), LeakyReLU(0.2), BlurPool(256), SN conv1x1 256->1
+                    stride 2; a 7x7 map gives 3x3 logits. (down = 1: no leading blur, as vision-aided for CLIP.)
+        decoder[-1], out, on the projected CLS embedding: SN Linear E->256, LeakyReLU(0.2), SN Linear 256->1.
     """
 
-    def __init__(self, channels: int, hidden: int = 256, down: int = 1):
+    def __init__(self, channels: int, embed_dim: int, levels: int = 3, hidden: int = 256):
         super().__init__()
-        self.net = nn.Sequential(
-            BlurPool(channels, stride=1) if down > 1 else nn.Identity(),
-            spectral_norm(nn.Conv2d(channels, hidden, 3, stride=2 if down > 1 else 1, padding=0 if down > 1 else 1)),
+        self.decoder = nn.ModuleList(nn.Sequential(
+            nn.Identity(),  # vision-aided's leading BlurPool slot, used only when down > 1
+            spectral_norm(nn.Conv2d(channels, hidden, kernel_size=3, stride=1, padding=1)),
             nn.LeakyReLU(0.2),
-            BlurPool(hidden, stride=1),
-            spectral_norm(nn.Conv2d(hidden, 1, 1, stride=2)),
-        )
+            BlurPool(hidden),
+            spectral_norm(nn.Conv2d(hidden, 1, kernel_size=1, stride=2)),
+        ) for _ in range(levels - 1))
+        self.decoder.append(nn.Sequential(spectral_norm(nn.Linear(embed_dim, hidden)), nn.LeakyReLU(0.2)))
+        self.out = spectral_norm(nn.Linear(hidden, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten(1)  # (B, cells)
-
-
-class EmbedHead(nn.Module):
-    """Logit from the projected CLS embedding: SN Linear E->256, LeakyReLU(0.2), SN Linear 256->1."""
-
-    def __init__(self, dim: int, hidden: int = 256):
-        super().__init__()
-        self.net = nn.Sequential(spectral_norm(nn.Linear(dim, hidden)), nn.LeakyReLU(0.2),
-                                 spectral_norm(nn.Linear(hidden, 1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.float())
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """[map_1, ..., map_{L-1}, embedding] -> [(B, cells_1), ..., (B, 1)] logits."""
+        logits = [head(f.float()).flatten(1) for head, f in zip(self.decoder[:-1], feats[:-1])]
+        logits.append(self.out(self.decoder[-1](feats[-1].float())))
+        return logits
 
 
-def multilevel_sigmoid_loss(logits: list[torch.Tensor], real: bool) -> torch.Tensor:
-    """sum_levels BCEWithLogits(logits_l, 1 if real else 0), each level averaged over its elements.
+# The GAN loss types of vision-aided-loss (cv_losses.loss_dict) that the original trains with, and their target for
+# real images and for G: "multilevel_sigmoid" (CycleGAN-turbo's default) and "multilevel_sigmoid_s",
+# functools.partial(multilevel_loss, alpha=0.8), one-sided label smoothing (pix2pix-turbo's default).
+GAN_LOSSES = {"multilevel_sigmoid": 1.0, "multilevel_sigmoid_s": 0.8}
 
-    Target 1 is used for real images and for G's objective (G wants D to call its outputs real), 0 for fakes.
-    """
+
+def multilevel_sigmoid_loss(logits: list[torch.Tensor], real: bool, loss_type: str = "multilevel_sigmoid"
+                            ) -> torch.Tensor:
+    """mean_batch sum_levels mean_cells BCEWithLogits(logits_l, target): vision-aided's `multilevel_loss` and the
+    original's `.mean()` over the batch. target = GAN_LOSSES[loss_type] (1 or 0.8) for real images and for G's
+    objective (G wants D to call its outputs real), 0 for fakes."""
+    target = GAN_LOSSES[loss_type] if real else 0.0
     loss = logits[0].new_zeros(())
     for lv in logits:
-        target = torch.ones_like(lv) if real else torch.zeros_like(lv)
-        loss = loss + F.binary_cross_entropy_with_logits(lv.float(), target.float())
+        lv = lv.float()
+        loss = loss + F.binary_cross_entropy_with_logits(lv, torch.full_like(lv, target))
     return loss
 
 
@@ -87,7 +98,7 @@ class VisionAidedDiscriminator(nn.Module):
     """Frozen CLIP image tower + trainable multi-level heads. Input images in [-1, 1], any size."""
 
     def __init__(self, backbone: nn.Module, taps: tuple[int, ...] = (4, 8), diffaug: str = "color,translation,cutout",
-                 hidden: int = 256):
+                 hidden: int = 256, gan_loss: str = "multilevel_sigmoid"):
         super().__init__()
         cfg = backbone.config
         if cfg.num_hidden_layers < max(taps):
@@ -95,12 +106,14 @@ class VisionAidedDiscriminator(nn.Module):
                              f"blocks {list(taps)}")
         self.backbone = backbone.requires_grad_(False).eval()
         self.taps = tuple(taps)
+        if gan_loss not in GAN_LOSSES:
+            raise ValueError(f"unknown GAN loss {gan_loss!r} (known: {', '.join(GAN_LOSSES)})")
+        self.gan_loss = gan_loss
         self.diffaug = diffaug
         parse_policy(diffaug)
         self.image_size = int(cfg.image_size)  # 224 for ViT-B/32; tiny test configs use small images
         self.grid = self.image_size // int(cfg.patch_size)
-        self.map_heads = nn.ModuleList(MapHead(cfg.hidden_size, hidden) for _ in self.taps)
-        self.embed_head = EmbedHead(int(backbone.config.projection_dim), hidden)
+        self.head = MultiLevelHeads(cfg.hidden_size, int(cfg.projection_dim), levels=len(self.taps) + 1, hidden=hidden)
         self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -117,7 +130,7 @@ class VisionAidedDiscriminator(nn.Module):
 
     def heads(self) -> list[nn.Parameter]:
         """The trainable parameters (the backbone stays frozen)."""
-        return list(self.map_heads.parameters()) + list(self.embed_head.parameters())
+        return list(self.head.parameters())
 
     def head_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
@@ -144,11 +157,8 @@ class VisionAidedDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per-level logits."""
-        feats = self.features(x)
-        logits = [head(f.float()) for head, f in zip(self.map_heads, feats[:-1])]
-        logits.append(self.embed_head(feats[-1]))
-        return logits
+        return self.head(self.features(x))
 
     def loss(self, x: torch.Tensor, real: bool) -> torch.Tensor:
-        """Multi-level sigmoid loss; real=True for real images and for G's loss, False for fakes."""
-        return multilevel_sigmoid_loss(self(x), real)
+        """This discriminator's GAN loss; real=True for real images and for G's loss, False for fakes."""
+        return multilevel_sigmoid_loss(self(x), real, self.gan_loss)

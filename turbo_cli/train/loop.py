@@ -30,15 +30,15 @@ import torch
 
 from turbo_cli.config import save_config, to_dict
 from turbo_cli.errors import ConfigError, InputError, TurboError
-from turbo_cli.io.images import write_image_atomic
 from turbo_cli.progress import QUIET, Progress
 from turbo_cli.train import checkpoints as ckpt
 from turbo_cli.train import data as datasets
 from turbo_cli.train.build import build_networks
 from turbo_cli.train.objectives import CycleGanNets, Pix2PixNets, cyclegan_step, pix2pix_step
 from turbo_cli.train.phases import AcceleratePhases, Optimized
+from turbo_cli.train.pretrained import check_weights_offline
 from turbo_cli.train.recipe import Recipe
-from turbo_cli.train.validation import ValidationMetrics, save_grid, to_uint8
+from turbo_cli.train.validation import ValidationMetrics, Validator
 
 
 class TrainingDiverged(TurboError):
@@ -217,11 +217,11 @@ class Trainer:
         if self.paired:
             # trained on the dataset's own conditions: inputs are used as they are (no sketch/canny preprocessing)
             return ModelInfo.for_family(Kind.PIX2PIX, self.gen.spec, self.nets.base_source,
-                                        stochastic=self.stochastic, name=r.name, image_prep=r.data.val_prep,
+                                        stochastic=self.stochastic, name=r.name, image_prep=r.data.inference_prep(),
                                         preprocess="none", extra=extra)
         captions = {"a2b": self.nets.captions.b, "b2a": self.nets.captions.a}
         return ModelInfo.for_family(Kind.CYCLEGAN, self.gen.spec, self.nets.base_source, name=r.name,
-                                    image_prep=r.data.val_prep, captions=captions, extra=extra)
+                                    image_prep=r.data.inference_prep(), captions=captions, extra=extra)
 
     def _check_in_sync(self, step: int) -> None:
         """Every process must hold the same weights (same init, averaged grads); a cheap checksum proves it."""
@@ -270,14 +270,14 @@ class Trainer:
         if self.paired:
             self._pix2pix_inputs(step, micro)
             pix2pix_step(phases, Pix2PixNets(self._pix2pix_G, self.judges.get("b"), self.nets.lpips,
-                                             self.nets.clipsim), self.recipe.loss, micro)
+                                             self.nets.clipsim, self.recipe.gan_loss), self.recipe.loss, micro)
             if self.stochastic:
                 self.gen.set_r(1.0)  # the deterministic model between steps (validation, checkpoints)
         else:
             emb = {"a2b": self.nets.emb_b, "b2a": self.nets.emb_a}  # a2b makes B images: B's caption
             G = self.g_forward
-            cyclegan_step(phases, CycleGanNets(lambda x, d: G(x, emb[d], direction=d), self.judges, self.nets.lpips),
-                          self.recipe.loss, micro)
+            cyclegan_step(phases, CycleGanNets(lambda x, d: G(x, emb[d], direction=d), self.judges, self.nets.lpips,
+                                               self.recipe.gan_loss), self.recipe.loss, micro)
         return dict(phases.logs)
 
     def _pix2pix_inputs(self, step: int, micro: list[dict]) -> None:
@@ -307,57 +307,9 @@ class Trainer:
     # ---- validation -------------------------------------------------------------------------------------------
     @torch.no_grad()
     def validate(self, step: int) -> Path | None:
-        """Translate the first `eval.num_images` test images into a grid PNG (and the metrics when asked)."""
-        if self.val_set is None or not self.main:
-            return None
-        self.gen.eval()
-        rows = []
-        with self.accelerator.autocast():
-            for i in range(min(self.recipe.eval.num_images, len(self.val_set))):
-                item = self.val_set[i]
-                if self.paired:  # condition | G(c) | target
-                    c = item["condition"][None].to(self.device)
-                    out = self.gen(c, self.prompts(item["caption"]).to(self.device))
-                    rows.append([c * 2 - 1, out, item["target"][None].to(self.device)])
-                else:  # input | translation | back again, for a and for b
-                    a, b = item["a"][None].to(self.device), item["b"][None].to(self.device)
-                    fake_b, fake_a = self.translate(a, "a2b"), self.translate(b, "b2a")
-                    rows.append([a, fake_b, self.translate(fake_b, "b2a")])
-                    rows.append([b, fake_a, self.translate(fake_a, "a2b")])
-        self.gen.train()
-        path = self.out / "val" / f"step_{step:06d}.png"
-        grid = save_grid(rows, path)
-        for tracker in self.accelerator.trackers:
-            if tracker.name == "tensorboard":
-                tracker.log_images({"val/grid": grid[None]}, step, dataformats="NHWC")
-            else:
-                tracker.log_images({"val/grid": [grid]}, step)
-        if self.validation_metrics is not None:
-            self._measure(step)
-        return path
-
-    def _measure(self, step: int) -> None:
-        """The metrics of a2b (unpaired) / G(c) (paired) on the A test images against the B test images."""
-        out_dir = self.out / "val" / f"step_{step:06d}"
-        limit, count = self.recipe.eval.metric_images, len(self.val_set.a)
-        self.gen.eval()
-        with self.accelerator.autocast():
-            for i in range(count if limit < 0 else min(limit, count)):
-                item = self.val_set[i]
-                if self.paired:
-                    out = self.gen(item["condition"][None].to(self.device),
-                                   self.prompts(item["caption"]).to(self.device))
-                else:
-                    out = self.translate(item["a"][None].to(self.device), "a2b")
-                write_image_atomic(out_dir / Path(self.val_set.a.files[i].name).with_suffix(".png"), to_uint8(out[0]))
-        self.gen.train()
-        found = self.validation_metrics(out_dir)
-        for name, reason in found.unavailable.items():
-            if name not in self._warned:
-                self._warned.add(name)
-                self.progress.notice(f"validation metric {name} unavailable: {reason}")
-        self.accelerator.log({f"val/{k}": v for k, v in found.values.items()}, step=step)
-        self._append_log({"step": step, "val": found.values})
+        """The validation grid of the first `eval.num_images` test images, and the metrics when asked
+        (`train/validation.Validator`)."""
+        return Validator(self).run(step)
 
     # ---- logging ----------------------------------------------------------------------------------------------
     def _append_log(self, record: dict) -> None:
@@ -394,6 +346,9 @@ class Trainer:
         if self.start_step is None:
             if self.resume_required and not ckpt.list_checkpoints(self.out):  # before minutes of model loading
                 raise InputError(f"--resume: no checkpoint in {self.out / ckpt.CKPT_DIR} to resume from")
+            # offline: every missing pretrained network in one message, before seconds of setup and loading
+            check_weights_offline(self.recipe, base_given=self._given_base is not None,
+                                  disc_given=self._given_disc is not None)
             self._start_accelerator()
             self._build()
             self._prepare()

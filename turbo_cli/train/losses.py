@@ -18,7 +18,7 @@ from torch import nn
 from turbo_cli.errors import InputError, ModelError, OfflineError
 from turbo_cli.hub import is_offline
 from turbo_cli.train.discriminator import CLIP_MEAN, CLIP_STD
-from turbo_cli.train.pretrained import load_hf
+from turbo_cli.train.pretrained import load_hf, trunk_file_name
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -29,16 +29,6 @@ def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def l2(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # mean (x - y)^2
     return F.mse_loss(x.float(), y.float())
-
-
-TORCHVISION_TRUNKS = {"vgg": "VGG16_Weights", "alex": "AlexNet_Weights", "squeeze": "SqueezeNet1_1_Weights"}
-
-
-def trunk_file_name(net: str) -> str:
-    """torchvision's file name for LPIPS's trunk `net` (e.g. "vgg16-397923af.pth"), as torch hub caches it."""
-    import torchvision.models
-
-    return Path(getattr(torchvision.models, TORCHVISION_TRUNKS[net]).IMAGENET1K_V1.url).name
 
 
 class LPIPS(nn.Module):
@@ -100,14 +90,21 @@ def _load_trunk(trunk: nn.Module, net: str, path: Path) -> None:
 
 
 class ClipSimilarityLoss(nn.Module):
-    """1 - cos(CLIP image embedding of G(c), CLIP text embedding of its caption), averaged over the batch.
+    """The CLIP-similarity loss of pix2pix-turbo between G(c) and the captions, `pairs`:
 
-    The original computes CLIP's logits 100 * cos over all B x B image/caption pairs and takes 1 - mean/100;
-    we compare each image with its own caption only (the intended objective; the same at batch 1).
+    - "all_pairs" (the original): CLIP's logits s·cos(image_i, caption_j) (s = exp(logit_scale), 100 for ViT-B/32)
+      over ALL B x B image/caption pairs: 1 - mean_ij logits_ij / 100 (`1 - logits_per_image.mean() / 100`);
+    - "own_caption": 1 - mean_i cos(image_i, caption_i), each image against its own caption only.
+    Equal at batch 1 when s = 100.
     """
 
-    def __init__(self, model: nn.Module, tokenizer):
+    PAIRS = ("all_pairs", "own_caption")
+
+    def __init__(self, model: nn.Module, tokenizer, pairs: str = "all_pairs"):
         super().__init__()
+        if pairs not in self.PAIRS:
+            raise ValueError(f"clipsim_pairs: unknown {pairs!r} (known: {', '.join(self.PAIRS)})")
+        self.pairs = pairs
         self.model = model.requires_grad_(False).eval()
         self.tokenizer = tokenizer
         self.image_size = int(model.config.vision_config.image_size)
@@ -116,10 +113,11 @@ class ClipSimilarityLoss(nn.Module):
         self._text: dict[str, torch.Tensor] = {}
 
     @classmethod
-    def from_pretrained(cls, source: str, key: str = "[loss] clip_model") -> "ClipSimilarityLoss":
+    def from_pretrained(cls, source: str, key: str = "[loss] clip_model", pairs: str = "all_pairs"
+                        ) -> "ClipSimilarityLoss":
         from transformers import CLIPModel, CLIPTokenizer
 
-        return cls(load_hf(CLIPModel, source, key), load_hf(CLIPTokenizer, source, key))
+        return cls(load_hf(CLIPModel, source, key), load_hf(CLIPTokenizer, source, key), pairs)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -148,5 +146,9 @@ class ClipSimilarityLoss(nn.Module):
         x = (x - self.mean) / self.std
         img = self.model.get_image_features(pixel_values=x.to(self.model.dtype))
         img = getattr(img, "pooler_output", img)
-        cos = (F.normalize(img.float(), dim=-1) * self.text_embeds(list(captions)).to(img.device)).sum(-1)
-        return 1.0 - cos.mean()
+        img = F.normalize(img.float(), dim=-1)
+        txt = self.text_embeds(list(captions)).to(img.device)
+        if self.pairs == "own_caption":
+            return 1.0 - (img * txt).sum(-1).mean()
+        logits_per_image = self.model.logit_scale.exp().float() * img @ txt.t()  # (B images, B captions)
+        return 1.0 - logits_per_image.mean() / 100.0

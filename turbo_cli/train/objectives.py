@@ -6,7 +6,8 @@ the mechanics of a phase (`PhaseRunner`: mixed precision, gradient accumulation,
 Notation: G is the generator (G(a) = G_a2b(a); F = G_b2a, the way back), D_A / D_B judge domain-A / domain-B images,
 c a condition and y its target. λ are the recipe's [loss] weights (λ_cycle = lambda_cycle, λ_cycle_lpips =
 cycle_lpips, λ_idt_lpips = idt_lpips, ...); ‖·‖₁ and ‖·‖₂² are means over the pixels. The adversarial term is the
-vision-aided discriminator's multi-level sigmoid loss: GAN(D, x, real) = Σ_levels BCE(D(x), 1 if real else 0).
+vision-aided discriminator's multi-level sigmoid loss: GAN(D, x, real) = Σ_levels BCE(D(x), t if real else 0) with
+t = 1 ("multilevel_sigmoid") or 0.8 ("multilevel_sigmoid_s"), the recipe's [loss] gan_loss (Recipe.gan_loss).
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ class PhaseRunner(Protocol):
         """Drop the gradients G's adversarial loss left in the discriminators' heads (not D's objective)."""
 
 
-def gan(judge: Judge, images: Tensor, real: bool) -> Tensor:
-    """GAN(D, x, real) = Σ_levels BCE(D(x), 1 if real else 0); `real=True` is also G's wish for its fakes."""
-    return multilevel_sigmoid_loss(judge(images), real)
+def gan(judge: Judge, images: Tensor, real: bool, loss_type: str) -> Tensor:
+    """GAN(D, x, real) = mean_batch Σ_levels mean_cells BCE(D(x), t if real else 0), t = 1 or 0.8 by `loss_type`;
+    `real=True` is also G's wish for its fakes (vision-aided's for_G)."""
+    return multilevel_sigmoid_loss(judge(images), real, loss_type)
 
 
 # ---------------------------------------------------------------------------------------------------- CycleGAN-turbo
@@ -62,6 +64,7 @@ class CycleGanNets:
     G: Callable[[Tensor, str], Tensor]  # G(x, "a2b") = G(x), G(x, "b2a") = F(x); each with its domain's caption
     D: dict[str, Judge]  # "a": D_A, "b": D_B; empty when λ_gan = 0
     lpips: Callable[[Tensor, Tensor], Tensor]
+    gan_loss: str = "multilevel_sigmoid"  # the original's unpaired --gan_loss_type default
 
 
 def cyclegan_step(run: PhaseRunner, nets: CycleGanNets, w: LossConfig, micro: list[dict]) -> None:
@@ -71,7 +74,7 @@ def cyclegan_step(run: PhaseRunner, nets: CycleGanNets, w: LossConfig, micro: li
         3. identity   G(b) ≈ b and F(a) ≈ a                        -> step G
         4. D          on phase 2's fakes, then on real a and b     -> step D, step D
     """
-    G, D, lpips = nets.G, nets.D, nets.lpips
+    G, D, lpips, gl = nets.G, nets.D, nets.lpips, nets.gan_loss
 
     # 1. cycle consistency; each direction is backpropagated alone (half the activation memory)
     for mb in run.micro_batches(micro):
@@ -92,7 +95,7 @@ def cyclegan_step(run: PhaseRunner, nets: CycleGanNets, w: LossConfig, micro: li
                 with run.autocast():
                     fake[judge] = G(x, fwd)
                     # L_GAN(G) = λ_gan·GAN(D_B, G(a), real)   (and λ_gan·GAN(D_A, F(b), real))
-                    loss = w.lambda_gan * gan(D[judge], fake[judge], real=True)
+                    loss = w.lambda_gan * gan(D[judge], fake[judge], real=True, loss_type=gl)
                 run.backward(loss, "gan_g")
                 fake[judge] = fake[judge].detach()
             fakes.append(fake)
@@ -115,14 +118,15 @@ def cyclegan_step(run: PhaseRunner, nets: CycleGanNets, w: LossConfig, micro: li
         for k, _ in enumerate(run.micro_batches(micro)):
             with run.autocast():
                 # L_D,fake = ½·λ_gan·(GAN(D_B, G(a), fake) + GAN(D_A, F(b), fake))
-                loss = 0.5 * w.lambda_gan * (gan(D["b"], fakes[k]["b"], real=False)
-                                             + gan(D["a"], fakes[k]["a"], real=False))
+                loss = 0.5 * w.lambda_gan * (gan(D["b"], fakes[k]["b"], real=False, loss_type=gl)
+                                             + gan(D["a"], fakes[k]["a"], real=False, loss_type=gl))
             run.backward(loss, "d_fake")
         run.step_discriminators("D fake", ["d_fake"])
         for mb in run.micro_batches(micro):
             with run.autocast():
                 # L_D,real = ½·λ_gan·(GAN(D_B, b, real) + GAN(D_A, a, real))
-                loss = 0.5 * w.lambda_gan * (gan(D["b"], mb["b"], real=True) + gan(D["a"], mb["a"], real=True))
+                loss = 0.5 * w.lambda_gan * (gan(D["b"], mb["b"], real=True, loss_type=gl)
+                                             + gan(D["a"], mb["a"], real=True, loss_type=gl))
             run.backward(loss, "d_real")
         run.step_discriminators("D real", ["d_real"])
 
@@ -136,6 +140,7 @@ class Pix2PixNets:
     D: Judge | None  # D_B, judging targets; None when λ_gan = 0
     lpips: Callable[[Tensor, Tensor], Tensor]
     clipsim: Callable[[Tensor, list[str]], Tensor] | None  # 1 − cos(CLIP(image), CLIP(caption)); None when λ = 0
+    gan_loss: str = "multilevel_sigmoid_s"  # the original's paired --gan_loss_type default
 
 
 def pix2pix_step(run: PhaseRunner, nets: Pix2PixNets, w: LossConfig, micro: list[dict]) -> None:
@@ -144,7 +149,7 @@ def pix2pix_step(run: PhaseRunner, nets: Pix2PixNets, w: LossConfig, micro: list
         2. GAN for G       D(G(c)) should say "real" (G runs again)   -> step G
         3. D               on real targets, then on phase 2's fakes    -> step D, step D
     """
-    G, D, lpips, clipsim = nets.G, nets.D, nets.lpips, nets.clipsim
+    G, D, lpips, clipsim, gl = nets.G, nets.D, nets.lpips, nets.clipsim, nets.gan_loss
 
     # 1. reconstruction
     for mb in run.micro_batches(micro):
@@ -154,7 +159,8 @@ def pix2pix_step(run: PhaseRunner, nets: Pix2PixNets, w: LossConfig, micro: list
             # L_rec = λ_l2·‖G(c) − y‖₂² + λ_lpips·LPIPS(G(c), y)
             loss = w.lambda_l2 * l2(pred, y) + w.lambda_lpips * lpips(pred, y)
             if clipsim is not None:
-                # L_clip = λ_clipsim·(1 − cos(CLIP_img(G(c)), CLIP_txt(caption)))
+                # L_clip = λ_clipsim·(1 − mean_ij s·cos(CLIP_img(G(c)_i), CLIP_txt(caption_j))/100), s = CLIP's
+                # logit scale (100 for ViT-B/32), over all B×B pairs as the original ([loss] clipsim_pairs)
                 clip_loss = clipsim(pred, mb["caption"])
                 run.record("clipsim", clip_loss)
                 loss = loss + w.lambda_clipsim * clip_loss
@@ -169,7 +175,7 @@ def pix2pix_step(run: PhaseRunner, nets: Pix2PixNets, w: LossConfig, micro: list
         with run.autocast():
             pred = G(mb)
             # L_GAN(G) = λ_gan·GAN(D, G(c), real)
-            loss = w.lambda_gan * gan(D, pred, real=True)
+            loss = w.lambda_gan * gan(D, pred, real=True, loss_type=gl)
         run.backward(loss, "gan_g")
         fakes.append(pred.detach())
     run.step_generator("GAN (G)", ["gan_g"])
@@ -179,12 +185,12 @@ def pix2pix_step(run: PhaseRunner, nets: Pix2PixNets, w: LossConfig, micro: list
     for mb in run.micro_batches(micro):
         with run.autocast():
             # L_D,real = λ_gan·GAN(D, y, real)
-            loss = w.lambda_gan * gan(D, mb["target"], real=True)
+            loss = w.lambda_gan * gan(D, mb["target"], real=True, loss_type=gl)
         run.backward(loss, "d_real")
     run.step_discriminators("D real", ["d_real"])
     for k, _ in enumerate(run.micro_batches(micro)):
         with run.autocast():
             # L_D,fake = λ_gan·GAN(D, G(c), fake)
-            loss = w.lambda_gan * gan(D, fakes[k], real=False)
+            loss = w.lambda_gan * gan(D, fakes[k], real=False, loss_type=gl)
         run.backward(loss, "d_fake")
     run.step_discriminators("D fake", ["d_fake"])

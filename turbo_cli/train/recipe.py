@@ -31,6 +31,9 @@ class ModelConfig:
     caption_a: str | None = None  # unpaired: domain A's caption; None = the dataset's fixed_prompt_a.txt
     caption_b: str | None = None  # unpaired: domain B's caption; None = the dataset's fixed_prompt_b.txt
     gradient_checkpointing: bool = False  # trades ~30% speed for much less activation memory (24 GB cards)
+    # the latent G's UNet sees in TRAINING: "sample" draws from the VAE posterior as the original's training
+    # (`latent_dist.sample()`); "mean" uses its mean, as turbo's inference always does (docs/fidelity.md, Training)
+    vae_posterior: Literal["sample", "mean"] = "sample"
 
     def __post_init__(self):
         if self.rank_unet < 1 or self.rank_vae < 1:
@@ -42,6 +45,30 @@ class DataConfig:
     dataset: Path | None = None  # folder with train_A/ train_B/ test_A/ test_B/ (or trainA/...); required
     train_prep: str = "resize_286_randomcrop_256x256_hflip"  # original horse2zebra training prep
     val_prep: str = "no_resize"  # original: validate at the test images' own size
+    # the image prep checkpoints record for `turbo translate/video/eval`: an inference prep (no_resize, resize_N,
+    # resize_WxH). None: val_prep when inference accepts it, else "no_resize" (the original's inference_paired.py:
+    # the input's own size, rounded down to multiples of 8)
+    model_prep: str | None = None
+
+    def __post_init__(self):
+        if self.model_prep is not None:
+            from turbo_cli.io.frames import check_image_prep
+
+            try:
+                check_image_prep(self.model_prep)
+            except Exception as e:
+                raise ValueError(f"model_prep: {str(e).replace('--image-prep ', '')}") from None
+
+    def inference_prep(self) -> str:
+        """The image prep a checkpoint of this run records (what translate/video/eval use by default)."""
+        if self.model_prep is not None:
+            return self.model_prep
+        from turbo_cli.io.frames import check_image_prep
+
+        try:
+            return check_image_prep(self.val_prep)
+        except Exception:  # a training-only prep (a crop: resized_crop_512)
+            return "no_resize"
     num_workers: int = 0  # decoding runs in the main process by default: simplest, enough at batch 1
 
 
@@ -53,10 +80,17 @@ class LossConfig:
     lambda_idt: float = 1.0  # L1 part of the identity loss G_a2b(b) ~ b
     idt_lpips: float = 1.0  # LPIPS part of the identity loss
     lambda_gan: float = 0.5  # adversarial weight, for G and for D (both models)
+    # vision-aided-loss's GAN loss type (the original's --gan_loss_type): "multilevel_sigmoid" (target 1 for real
+    # and for G) or "multilevel_sigmoid_s" (target 0.8). None: the original's default for the family, resolved when
+    # training starts (Recipe.gan_loss): unpaired multilevel_sigmoid, paired multilevel_sigmoid_s
+    gan_loss: Literal["multilevel_sigmoid", "multilevel_sigmoid_s"] | None = None
     # paired (pix2pix-turbo), the original's weights
     lambda_l2: float = 1.0  # pixel MSE to the target
     lambda_lpips: float = 5.0  # LPIPS to the target
     lambda_clipsim: float = 5.0  # 1 - cos(CLIP image, CLIP caption); 0 skips loading CLIP
+    # "all_pairs": the original's 1 - mean over ALL B x B image/caption CLIP logits / 100; "own_caption": each image
+    # against its own caption only (turbo's reading of the paper; equal at batch 1). docs/fidelity.md, Training
+    clipsim_pairs: Literal["all_pairs", "own_caption"] = "all_pairs"
     # backbones
     lpips_net: Literal["vgg", "alex", "squeeze"] = "vgg"  # the original uses LPIPS-VGG
     # LPIPS's trunk (torchvision's ImageNet weights for lpips_net) from a local file, or a folder holding it under
@@ -140,6 +174,14 @@ class Recipe:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def gan_loss(self) -> str:
+        """[loss] gan_loss, or the original's --gan_loss_type default for the family (resolved late, so that
+        `--set model.kind=paired` also changes the default)."""
+        if self.loss.gan_loss is not None:
+            return self.loss.gan_loss
+        return "multilevel_sigmoid_s" if self.paired else "multilevel_sigmoid"
 
     @property
     def paired(self) -> bool:
