@@ -236,7 +236,7 @@ def test_default_threads_rule(monkeypatch):
     assert device.default_threads() == 2
 
 
-@pytest.mark.parametrize("verb", ["translate", "video", "eval", "demo"])  # train: cli/train.py (not yet)
+@pytest.mark.parametrize("verb", ["translate", "video", "train", "eval", "demo"])
 def test_every_verb_has_threads(verb):
     result = run(verb, "--help")
     assert result.exit_code == 0 and "--threads" in result.output, verb

@@ -58,6 +58,18 @@ class Progress:
 QUIET = Progress()
 
 
+class NoticesOnly(Progress):
+    """Notices through, no bars: rank 0's own shard in a multi-process run (the merged bar stands for every
+    process's work), or a training run with `[log] progress = false`."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def notice(self, message: str) -> None:
+        self.progress.notice(message)
+
+
+
 class Stages:
     """Adapts `(stage, done, total)` callbacks (one bar per stage) onto a `Progress`."""
 

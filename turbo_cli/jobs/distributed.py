@@ -120,12 +120,3 @@ class OutputMonitor:
         self.bar.close()
 
 
-class NoticesOnly(Progress):
-    """Rank 0's own shard in a multi-process run: the `OutputMonitor` bar stands for every process's work, so the
-    shard draws no bars of its own, but its notices (a video skipped, audio re-encoded) still reach the user."""
-
-    def __init__(self, progress: Progress):
-        self.progress = progress
-
-    def notice(self, message: str) -> None:
-        self.progress.notice(message)

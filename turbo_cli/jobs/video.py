@@ -13,10 +13,10 @@ from turbo_cli.errors import InputError, TurboError
 from turbo_cli.io.video import VIDEO_SUFFIXES, is_video_path, probe
 from turbo_cli.io.video_errors import TruncatedVideoError
 from turbo_cli.io.video_writer import check_output, check_settings, keeps_timestamps
-from turbo_cli.jobs.distributed import NoticesOnly, OutputMonitor, current_rank, device_for, gather, relaunch
+from turbo_cli.jobs.distributed import OutputMonitor, current_rank, device_for, gather, relaunch
 from turbo_cli.jobs.loading import build_translator
 from turbo_cli.jobs.video_pipeline import FrameTranslator, VideoJobOptions, VideoResult, translate_video
-from turbo_cli.progress import QUIET, Progress
+from turbo_cli.progress import QUIET, NoticesOnly, Progress
 
 
 def discover_videos(folder: Path) -> list[Path]:
