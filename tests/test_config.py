@@ -61,7 +61,7 @@ def test_defaults_file_and_overrides_precedence(tmp_path):
     assert cfg.optim.lr == 5e-4 and isinstance(cfg.optim.lr, float)  # --set beats the file
     assert cfg.optim.schedule == "cosine"  # the file beats the default
     assert cfg.optim.betas == (0.9, 0.999)  # default kept
-    assert cfg.model.layers == [3] and cfg.model.out == Path("a/b")
+    assert cfg.model.layers == [3] and cfg.model.out == (p.parent / "a/b").resolve()  # relative to the file (issue #15)
     assert cfg.model.name == "bare words"  # not TOML -> kept as a string
     assert cfg.model.inner.depth == 7 and cfg.model.flag is True
     # int widens to float from the file too
@@ -134,7 +134,7 @@ def test_toml_and_json_round_trip(tmp_path):
         out = save_config(cfg, tmp_path / name)
         again = load_config(Cfg, out, []) if name.endswith(".toml") else from_dict(Cfg, json.loads(out.read_text()))
         assert again == cfg, name
-    assert to_dict(cfg)["model"]["out"] == "runs/x"
+    assert to_dict(cfg)["model"]["out"] == str(Path.cwd() / "runs/x")  # resolved: a default means the cwd
     text = to_toml(cfg)
     assert "[model.inner]" in text and "depth = 2" in text and "lr = 1e-05" in text
     assert not list(tmp_path.glob(".*tmp"))  # atomic write left no temp file
@@ -166,3 +166,32 @@ def test_recipe_validation_messages(tmp_path):
         load_recipe(None, ["train.r_range=[0.5, 0.2]"])
     with pytest.raises(ConfigError, match=r"\[loss\] diffaug: unknown policy 'blur'"):
         load_recipe(None, ["loss.diffaug=color,blur"])
+
+
+def test_recipe_paths_are_relative_to_the_recipe_file(tmp_path, monkeypatch):
+    """A recipe runs from any directory: its relative paths mean its own folder; `--set` paths mean the cwd."""
+    from turbo_cli.train.recipe import load_recipe
+
+    (tmp_path / "project" / "recipes").mkdir(parents=True)
+    recipe = tmp_path / "project" / "recipes" / "r.toml"
+    recipe.write_text('[model]\nbase_model = "../models/base"\n[data]\ndataset = "../data/tiny"\n'
+                      '[train]\noutput_dir = "../runs/r"\n[loss]\ndisc_backbone = "openai/clip-vit-base-patch32"\n')
+    monkeypatch.chdir(tmp_path)  # not the recipe's folder
+    r = load_recipe(Path("project/recipes/r.toml"), ["loss.lpips_weights=weights/alex.pth"])
+    root = (tmp_path / "project").resolve()
+    assert r.model.base_model == str(root / "models" / "base")
+    assert r.data.dataset == root / "data" / "tiny" and r.train.output_dir == root / "runs" / "r"
+    assert r.loss.disc_backbone == "openai/clip-vit-base-patch32"  # a hub id stays a hub id
+    assert r.loss.lpips_weights == tmp_path.resolve() / "weights" / "alex.pth"  # --set: from the cwd
+
+
+def test_the_shipped_small_recipes_point_at_files_a_clone_has():
+    """recipes/tiny-cpu.toml and demo-day2night.toml: their base model and data paths resolve inside the clone."""
+    from turbo_cli.train.recipe import load_recipe
+
+    repo = Path(__file__).resolve().parents[1]
+    tiny = load_recipe(repo / "recipes" / "tiny-cpu.toml")
+    assert Path(tiny.model.base_model).is_dir()  # the bundled demo base ships with turbo
+    assert tiny.data.dataset == repo / "data" / "tiny"  # `turbo data synth data/tiny`, as its header says
+    demo = load_recipe(repo / "recipes" / "demo-day2night.toml")
+    assert demo.data.dataset == repo / "runs" / "demo-day2night" / "data"  # scripts/train_demo.py prepare

@@ -49,8 +49,39 @@ def load_config(cls: type[T], path: Path | str | None, overrides: list[str] | tu
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
         except OSError as e:
             raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+        data = _relative_to(cls, data, path.resolve().parent)
     cfg = from_dict(cls, data, source=source)
-    return apply_overrides(cfg, overrides)
+    return _absolute(apply_overrides(cfg, overrides), Path.cwd())
+
+
+def _absolute(cfg: Any, folder: Path) -> Any:
+    """Paths still relative (defaults, `--set` values: meant from the current directory) made absolute, so a
+    resolved config means the same wherever it is read again (beside a checkpoint, say)."""
+    data = _relative_to(type(cfg), to_dict(cfg), folder)
+    return from_dict(type(cfg), data, source="<resolved>") if data != to_dict(cfg) else cfg
+
+
+def _relative_to(cls: Any, data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Paths written in a config file are relative to that file (so a recipe runs from any directory): a relative
+    value of a `Path` field, and any string value starting with `./` or `../` (fields that take a hub id or a
+    folder), become absolute. `--set` values are relative to the current directory, as a shell user expects."""
+    if not dataclasses.is_dataclass(cls) or not isinstance(data, dict):
+        return data
+    hints = typing.get_type_hints(cls)
+    out = dict(data)
+    for name, value in data.items():
+        tp = hints.get(name)
+        if tp is None:
+            continue  # unknown keys: from_dict reports them
+        inner = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+        if isinstance(value, dict) and dataclasses.is_dataclass(inner[0]):
+            out[name] = _relative_to(inner[0], value, folder)
+        elif isinstance(value, str) and value:
+            if Path in inner and not Path(value).expanduser().is_absolute() and not value.startswith("~"):
+                out[name] = str((folder / value).resolve())
+            elif value.startswith(("./", "../")):
+                out[name] = str((folder / value).resolve())
+    return out
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
