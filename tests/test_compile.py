@@ -144,3 +144,19 @@ def test_a_non_finite_half_precision_batch_is_redone_in_fp32(tiny_cyclegan):
     with torch.no_grad():
         fp32.generator.vae.encoder.conv_in.base_layer.weight.mul_(3e4)
     assert np.abs(fp32.translate_frames(frames).astype(int) - out.astype(int)).max() <= 1
+
+
+def test_compile_mode_reaches_torch_compile_and_bad_modes_are_one_line(tmp_path, tiny_cyclegan, monkeypatch):
+    seen = {}
+
+    def recording_compile(model, **kwargs):
+        seen.update(kwargs)
+        return model
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    _mixed_folder(tmp_path / "in", [(64, 48)])
+    args = ["translate", str(tmp_path / "in"), str(tmp_path / "o"), "--model", tiny_cyclegan, "--compile"]
+    assert CliRunner().invoke(app, [*args, "--compile-mode", "reduce-overhead"]).exit_code == 0
+    assert seen == {"dynamic": False, "fullgraph": True, "mode": "reduce-overhead"}
+    res = CliRunner().invoke(app, [*args, "--compile-mode", "fastest", "--overwrite"])
+    assert res.exit_code == 2 and "--compile-mode fastest: valid values are" in res.output

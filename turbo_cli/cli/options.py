@@ -36,6 +36,10 @@ _MODEL_PARAMS: list[tuple[str, object, object]] = [
     ("compile", Annotated[Optional[bool], typer.Option(
         "--compile/--no-compile", rich_help_panel=PANEL,
         help="torch.compile the model; default: on for CUDA, off for CPU.")], None),
+    ("compile_mode", Annotated[Optional[str], typer.Option(
+        "--compile-mode", rich_help_panel=PANEL,
+        help="torch.compile mode: default | reduce-overhead (CUDA graphs: fastest for small batches) | "
+             "max-autotune.")], None),
     ("image_prep", Annotated[Optional[str], typer.Option(
         rich_help_panel=PANEL,
         help="no_resize (down to multiples of 8) | resize_N | resize_WxH; default: the checkpoint's, or the "
