@@ -3,6 +3,8 @@
     python benchmarks/memory.py                        # unpaired 256x256: fp32 / bf16 x grad checkpointing off/on
     python benchmarks/memory.py --size 512 --json mem.json
     python benchmarks/memory.py --tiny --device cpu    # the same code path on tiny models (a smoke test)
+    python benchmarks/memory.py --fake [--fp32]        # no GPU: computed on the CPU under FakeTensorMode
+                                                       # (benchmarks/fake_memory.py: train 256x256 + inference)
 
 Goal (issue 4): one unpaired CycleGAN-turbo step at 256x256 in <= 20 GB, so it fits a 24 GB card; the original
 needs ~48 GB. The model shapes are SD-Turbo's (UNet 866M, VAE 84M, OpenCLIP-H text encoder 340M), the
@@ -137,7 +139,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", type=Path, help="write the results here (default: benchmarks/results/memory*.json)")
     ap.add_argument("--configs", default="no:off,no:on,bf16:off,bf16:on",
                     help="mixed_precision:checkpointing list (default: all four)")
+    ap.add_argument("--fake", action="store_true",
+                    help="no GPU: peak memory computed on the CPU from live tensor bytes under FakeTensorMode "
+                         "(benchmarks/fake_memory.py)")
+    ap.add_argument("--fp32", action="store_true", help="with --fake: also fp32 training rows")
     args = ap.parse_args(argv)
+    if args.fake:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import fake_memory
+
+        fake_memory.main(["--size", str(args.size)] + ["--tiny"] * args.tiny + ["--fp32"] * args.fp32
+                         + (["--json", str(args.json)] if args.json else []))
+        return
     results = []
     for item in args.configs.split(","):
         mp, gc = item.split(":")
