@@ -260,3 +260,25 @@ def test_discover_follows_symlinked_folders_without_looping(tmp_path):
     (tmp_path / "data" / "loop").symlink_to(tmp_path / "data", target_is_directory=True)
     rels = [j.rel.as_posix() for j in discover_images(tmp_path / "in")]
     assert rels == ["linked/x.png"]
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_run(tmp_path):
+    """SIGKILL runs no cleanup: the temp file stays. Its name carries its writer, so a later run removes it when
+    that process is gone, and leaves a live writer's alone."""
+    import os
+    import subprocess
+    import sys
+
+    from turbo_cli.atomic import atomic_path, remove_stale
+
+    code = ("import os, signal, sys\nfrom turbo_cli.atomic import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_bytes(b'half')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "sub" / "x.png")])
+    left = [p.name for p in (tmp_path / "sub").iterdir()]
+    assert len(left) == 1 and left[0].startswith(".x.png.") and left[0].endswith(".tmp"), left
+    with atomic_path(tmp_path / "sub" / "y.png") as live:  # this process's own, in flight
+        live.write_bytes(b"in flight")
+        assert remove_stale(tmp_path) == 1
+        assert [p.name for p in (tmp_path / "sub").iterdir()] == [live.name]
+    assert sorted(os.listdir(tmp_path / "sub")) == ["y.png"]

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+
+# Temp names carry their writer (host and pid), so a later run can tell a temp file left by a killed process
+# (SIGKILL runs no cleanup) from one a live process is still writing: `remove_stale`.
+_OWNER = f"{socket.gethostname().split('.')[0] or 'host'}-{os.getpid()}"
+_STALE = re.compile(r"^\..+\.(?P<host>[^.]+)-(?P<pid>\d+)\.[^.]+\.tmp[^/]*$")
 
 
 def _umask() -> int:
@@ -29,7 +37,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix, dir=dest.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.{_OWNER}.", suffix=suffix, dir=dest.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -60,7 +68,7 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     on any error it is removed. Checkpoint folders are written this way, so a listed checkpoint is complete."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.{_OWNER}.", suffix=".tmp", dir=dest.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -68,3 +76,33 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_stale(folder: str | os.PathLike, recursive: bool = True) -> int:
+    """Delete the temp files (and folders) under `folder` that a process of this host left when it was killed:
+    their writer's pid no longer runs. Files of live writers, and of other hosts, are left alone. Returns how many
+    were removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    host, removed = _OWNER.rsplit("-", 1)[0], 0
+    for path in (folder.rglob if recursive else folder.glob)(".*.tmp*"):
+        m = _STALE.match(path.name)
+        if m is None or m["host"] != host or _alive(int(m["pid"])):
+            continue
+        try:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

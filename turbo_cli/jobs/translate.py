@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from turbo_cli.atomic import remove_stale
 from turbo_cli.errors import InputError, TurboError
-from turbo_cli.progress import QUIET, Progress
 from turbo_cli.io.frames import lanczos
 from turbo_cli.io.images import (DecodedImage, ImageJob, discover_images, is_complete_output, normalize_format,
                                  output_file, output_path, read_image, write_image_atomic)
+from turbo_cli.progress import QUIET, Progress
 
 
 @dataclass
@@ -142,6 +143,7 @@ def translate_folder(input: str | Path, output_dir: str | Path, translator, *, f
                      world_size: int = 1, on_progress=None) -> TranslateSummary:
     """Translate every image under `input` into `output_dir` (mirroring relative paths)."""
     start = time.perf_counter()
+    remove_stale(output_dir)  # temp files of an earlier run that was killed (SIGKILL runs no cleanup)
     todo, total, skipped = plan(input, output_dir, fmt, overwrite, rank, world_size)
     summary = TranslateSummary(total=total, skipped=skipped)
     lock = threading.Lock()

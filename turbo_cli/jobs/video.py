@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from turbo_cli.atomic import remove_stale
 from turbo_cli.errors import InputError, TurboError
 from turbo_cli.io.video import VIDEO_SUFFIXES, is_video_path, probe
 from turbo_cli.io.video_errors import TruncatedVideoError
@@ -55,6 +56,7 @@ def translate_videos(
         raise InputError(f"{input}: no such file or folder")
     if not input.is_dir():
         output = single_output(input, output)
+        remove_stale(output.parent, recursive=False)  # a killed earlier run's temp file (SIGKILL runs no cleanup)
         try:
             result = translate_video(input, output, translator, options, progress=progress)
         except TruncatedVideoError as e:
@@ -66,6 +68,7 @@ def translate_videos(
         return [result]
 
     _check_folder_output(output)
+    remove_stale(output)
     videos = [p for p in discover_videos(input) if not _is_inside(p, output)]
     if not videos:
         raise InputError(f"{input}: no videos found ({', '.join(VIDEO_SUFFIXES)})")
