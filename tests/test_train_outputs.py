@@ -82,9 +82,9 @@ def test_checkpoint_runs_eval_with_no_flags(runs, tmp_path, kind, monkeypatch):
 
     use_tiny_backbones(monkeypatch)
     rep = tmp_path / "rep"
-    prompt = [] if kind == "unpaired" else ["--prompt", "shapes"]  # one prompt: no per-image captions in eval yet
+    # no --prompt: a paired model takes each test image's own caption from test_prompts.json
     r = cli("eval", "--model", runs["ckpt"][kind], "--dataset", runs[kind], "--report", rep, "--device", "cpu",
-            *prompt, "--metrics", "color")
+            "--metrics", "color")
     assert r.exit_code == 0, r.output
     assert json.loads((rep / "metrics.json").read_text())["kind"] == "model"
 

@@ -178,6 +178,8 @@ def build_translator(options: ModelOptions, progress: Progress = QUIET):
     frame_prep = FramePrep(image_prep=options.image_prep or default_image_prep(model) or info.image_prep,
                            preprocess=options.preprocess or info.preprocess, canny_low=options.canny_low,
                            canny_high=options.canny_high, keep_model_size=options.keep_model_size)
-    return Translator(loaded, prompt_encoder([prompt]), frame_prep, direction=direction, device=options.device,
+    translator = Translator(loaded, prompt_encoder([prompt]), frame_prep, direction=direction, device=options.device,
                       dtype=options.dtype, compile=options.compile, compile_mode=options.compile_mode, r=options.r,
                       seed=options.seed, batch_size=options.batch_size, notice=progress.notice)
+    translator.prompts = prompt_encoder  # callers that switch prompts per image (jobs/evaluate.py)
+    return translator
