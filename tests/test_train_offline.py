@@ -50,3 +50,19 @@ def test_what_is_needed_depends_on_the_recipe(tmp_path, empty_caches):
     r = load_recipe(RECIPE, tiny_overrides(models, data, tmp_path / "out", model__kind="paired",
                                            loss__lambda_clipsim=5.0))
     assert missing_weights(r) == []
+
+
+def test_no_network_without_the_offline_flag_is_the_same_one_line(tmp_path, empty_caches, monkeypatch):
+    """HF_HUB_OFFLINE unset and the Hub unreachable (a closed port here): one quick request finds it out, and the
+    missing networks are reported together, instead of a minute of hub retries and then the first of them."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    data = make_paired(tmp_path / "data")
+    r = load_recipe(FILL50K, [f"data.dataset={str(data)!r}", f"train.output_dir={str(tmp_path / 'out')!r}"])
+    with pytest.raises(OfflineError, match=r"the Hugging Face Hub does not answer .* 4 pretrained network\(s\)"):
+        Trainer(r).setup()

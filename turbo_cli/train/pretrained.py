@@ -78,11 +78,31 @@ def missing_weights(recipe, *, base_given: bool = False, disc_given: bool = Fals
 
 
 def check_weights_offline(recipe, **given) -> None:
-    """Offline (`turbo_cli.hub.is_offline`), every missing pretrained network in ONE error before any is loaded,
-    instead of one failure per network after minutes of loading the others."""
-    if not is_offline():
-        return
+    """Every missing pretrained network in ONE error before any is loaded, instead of one failure per network
+    after minutes of loading the others: offline (`turbo_cli.hub.is_offline`), or when something must be
+    downloaded and the Hub does not answer within seconds (huggingface_hub would retry for about a minute)."""
     missing = missing_weights(recipe, **given)
-    if missing:
+    if not missing:
+        return
+    if is_offline():
         raise OfflineError(f"offline (HF_HUB_OFFLINE), and {len(missing)} pretrained network(s) the recipe needs "
                            f"are not on this machine: " + "; ".join(missing))
+    if not _hub_reachable():
+        raise OfflineError(f"the Hugging Face Hub does not answer (no network?), and {len(missing)} pretrained "
+                           f"network(s) the recipe needs are not on this machine: " + "; ".join(missing))
+
+
+def _hub_reachable(timeout: float = 5.0) -> bool:
+    """One quick request to the Hub's endpoint (HF_ENDPOINT, else huggingface.co): any HTTP answer counts."""
+    import os
+    import urllib.error
+    import urllib.request
+
+    url = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/") + "/api/whoami-v2"
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout)
+    except urllib.error.HTTPError:
+        return True  # it answered (401 without a token)
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
