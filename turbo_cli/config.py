@@ -57,8 +57,9 @@ def load_config(cls: type[T], path: Path | str | None, overrides: list[str] | tu
 def _absolute(cfg: Any, folder: Path) -> Any:
     """Paths still relative (defaults, `--set` values: meant from the current directory) made absolute, so a
     resolved config means the same wherever it is read again (beside a checkpoint, say)."""
-    data = _relative_to(type(cfg), to_dict(cfg), folder)
-    return from_dict(type(cfg), data, source="<resolved>") if data != to_dict(cfg) else cfg
+    before = to_dict(cfg)
+    data = _relative_to(type(cfg), before, folder)
+    return from_dict(type(cfg), data, source="<resolved>") if data != before else cfg
 
 
 def _relative_to(cls: Any, data: dict[str, Any], folder: Path) -> dict[str, Any]:
