@@ -107,14 +107,22 @@ def batch_for(translator, size: tuple[int, int]) -> int:
 
 
 def model_only(translator, frames: list[np.ndarray], batch: int) -> float:
-    """Seconds for the model alone on the decoded frames, same batches (last one padded) as the video job."""
+    """Seconds for the model alone on the decoded frames, same batches (last one padded) as the video job.
+
+    turbo's Translator: the frames are prepared for the model (resize, conditioning) before the clock starts and
+    the outputs are not resized back, since the video job does both on its decode and encode threads; a stand-in
+    without `frame_prep` is timed through `translate_frames`."""
+    prep = getattr(translator, "frame_prep", None)
+    if prep is not None:
+        frames = [prep.to_model(f) for f in frames]
+    run = translator.translate_prepared if prep is not None else translator.translate_frames
     sync = _sync(translator)
     start = time.perf_counter()
     for i in range(0, len(frames), batch):
         chunk = np.stack(frames[i:i + batch])
         if len(chunk) < batch and i > 0:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - len(chunk), axis=0)])
-        translator.translate_frames(chunk)
+        run(chunk)
     sync()
     return time.perf_counter() - start
 

@@ -50,14 +50,14 @@ def model_sizes(monkeypatch):
     from turbo_cli.engine import translator as T
 
     seen = {"sizes": [], "threads": []}
-    real = T.Translator.translate_prepared
+    real = T.Translator._launch  # where every batch starts, in translate_prepared and in the jobs' pipelined
 
     def spy(self, frames):
         seen["sizes"].append(tuple(frames.shape[1:3]))
         seen["threads"].append(torch.get_num_threads())
         return real(self, frames)
 
-    monkeypatch.setattr(T.Translator, "translate_prepared", spy)
+    monkeypatch.setattr(T.Translator, "_launch", spy)
     return seen
 
 

@@ -202,21 +202,21 @@ def test_interrupted_run_leaves_no_partial_files(tmp_path, tiny_cyclegan, monkey
     src.mkdir()
     for i in range(6):
         Image.fromarray(_rgb(i, 32, 32)).save(src / f"{i}.png")
-    real = runner_module.Translator.translate_prepared
+    real = runner_module.Translator._launch  # where every batch starts
     calls = {"n": 0}
 
     def flaky(self, frames):
         calls["n"] += 1
         if calls["n"] == 2:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt  # while batch 1 is in flight: it is still written
         return real(self, frames)
 
-    monkeypatch.setattr(runner_module.Translator, "translate_prepared", flaky)
+    monkeypatch.setattr(runner_module.Translator, "_launch", flaky)
     out = tmp_path / "out"
     result = translate(src, out, "--model", tiny_cyclegan, "--batch-size", "2")
     assert result.exit_code == 130
     files = [p.name for p in out.rglob("*")] if out.exists() else []
     assert sorted(files) == ["0.png", "1.png"]  # the first batch, complete; no temp files
-    monkeypatch.setattr(runner_module.Translator, "translate_prepared", real)
+    monkeypatch.setattr(runner_module.Translator, "_launch", real)
     assert translate(src, out, "--model", tiny_cyclegan, "--batch-size", "2").exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == [f"{i}.png" for i in range(6)]

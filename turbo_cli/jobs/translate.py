@@ -1,4 +1,5 @@
-"""Translate a folder of images: decode on worker threads, batch by size on the model, write on a writer thread.
+"""Translate a folder of images: decode and prepare on worker threads, batch by size on the model (one batch in
+flight: `Translator.pipelined`), restore and write on a writer thread.
 
 Every output is written atomically, so an interrupted run leaves no partial image and a re-run skips what is done.
 A file that cannot be read or written is reported with its path; the run goes on and ends non-zero.
@@ -165,29 +166,33 @@ def translate_folder(input: str | Path, output_dir: str | Path, translator, *, f
     # photo sizes still runs in full batches.
     groups: dict[tuple[int, int], list[tuple[ImageJob, Path, DecodedImage, np.ndarray]]] = {}
 
-    def flush(key):
+    def full(key):
         batch = groups.pop(key)
-        outputs = translator.translate_prepared(np.stack([prepared for *_, prepared in batch]))
-        for (job, out, img, _), rgb in zip(batch, outputs):
-            writer.put(out, rgb, img.alpha, job.src, (img.height, img.width))
+        return batch, np.stack([prepared for *_, prepared in batch])
+
+    def batches():
+        for job, out, item in _decoded_in_order(todo, workers, lookahead=64,
+                                                prepare=frame_prep.to_model if frame_prep else None):
+            if isinstance(item, TurboError):
+                summary.failed.append((str(job.src), str(item)))
+                on_done(False)
+                continue
+            img, prepared = item
+            key = prepared.shape[:2]
+            groups.setdefault(key, []).append((job, out, img, prepared))
+            if len(groups[key]) >= translator.batch_size_for(*key):
+                yield full(key)
+            elif sum(len(g) for g in groups.values()) > 64:  # many sizes: don't hold images forever
+                yield full(max(groups, key=lambda k: len(groups[k])))
+        for key in list(groups):
+            yield full(key)
 
     try:
         with bar:
-            for job, out, item in _decoded_in_order(todo, workers, lookahead=64,
-                                                    prepare=frame_prep.to_model if frame_prep else None):
-                if isinstance(item, TurboError):
-                    summary.failed.append((str(job.src), str(item)))
-                    on_done(False)
-                    continue
-                img, prepared = item
-                key = prepared.shape[:2]
-                groups.setdefault(key, []).append((job, out, img, prepared))
-                if len(groups[key]) >= translator.batch_size_for(*key):
-                    flush(key)
-                elif sum(len(g) for g in groups.values()) > 64:  # many sizes: don't hold images forever
-                    flush(max(groups, key=lambda k: len(groups[k])))
-            for key in list(groups):
-                flush(key)
+            # One batch in flight: batch k's outputs go to the writer while batch k+1 runs.
+            for batch, outputs in translator.pipelined(batches()):
+                for (job, out, img, _), rgb in zip(batch, outputs):
+                    writer.put(out, rgb, img.alpha, job.src, (img.height, img.width))
     finally:
         writer.close()
     summary.done = done_count[0]
@@ -244,3 +249,7 @@ class _NothingToDo:
 
     class stats:
         model_seconds = 0.0
+
+    @staticmethod
+    def pipelined(batches):
+        return iter(())  # nothing planned: no batch comes

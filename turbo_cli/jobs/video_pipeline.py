@@ -2,14 +2,17 @@
 
 Three stages, two bounded queues:
 
-    decode thread --frames--> caller's thread: model in batches --frames--> encode thread
-    (PyAV, threads "AUTO")    (FrameTranslator.translate_frames)            (VideoWriter -> temp file)
+    decode thread               --frames--> caller's thread: model --frames--> encode thread
+    (PyAV, FramePrep.to_model)              (Translator.pipelined)           (FramePrep.from_model, VideoWriter)
 
-The model runs on the caller's thread so Ctrl-C lands where the work is; decoding and encoding (FFmpeg
-releases the GIL) run while the model computes. Queues hold a few batches, so memory does not grow with the
-video's length. The output goes to a hidden temp file beside OUTPUT (`turbo_cli.atomic.atomic_path`) that
-replaces OUTPUT only when complete. A trimmed OUTPUT (--start) starts at 0 and records where it began in the
-input as the container tag `turbo_source_start` (seconds), so `turbo eval` pairs its frames with the right ones.
+The model runs on the caller's thread so Ctrl-C lands where the work is, and only the model runs there: the
+engine's PIL resize and conditioning run on the decode thread, the resize back on the encode thread (PIL and
+FFmpeg release the GIL), and the engine keeps one batch in flight (on CUDA the copy back of batch k overlaps the
+model on batch k+1). A translator with only `translate_frames` runs it, prep and all, on the caller's thread.
+Queues hold a few batches, so memory does not grow with the video's length. The output goes to a hidden temp
+file beside OUTPUT (`turbo_cli.atomic.atomic_path`) that replaces OUTPUT only when complete. A trimmed OUTPUT
+(--start) starts at 0 and records where it began in the input as the container tag `turbo_source_start`
+(seconds), so `turbo eval` pairs its frames with the right ones.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -36,13 +40,40 @@ from turbo_cli.progress import QUIET, Bar, Progress
 
 @runtime_checkable
 class FrameTranslator(Protocol):
-    """What the pipeline needs from a model (turbo_cli.engine.translator.Translator provides it)."""
+    """What the pipeline needs from a model (turbo_cli.engine.translator.Translator provides it). A translator that
+    also has the engine's `frame_prep`, `pipelined` and `stats` has its prep and restore moved off the model's
+    thread and runs one batch in flight."""
 
     batch_size: int
 
     def translate_frames(self, frames: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 -> (B, H, W, 3) uint8, same H and W."""
         ...
+
+
+class _WholeFrames:
+    """A translator with only `translate_frames` in the engine's shape: no prep to move (it is inside), one batch
+    at a time, timed here."""
+
+    frame_prep = None
+
+    def __init__(self, translator: FrameTranslator):
+        self.translator = translator
+        self.stats = SimpleNamespace(model_seconds=0.0)
+
+    def pipelined(self, batches):
+        for tag, frames in batches:
+            start = time.perf_counter()
+            out = self.translator.translate_frames(frames)
+            self.stats.model_seconds += time.perf_counter() - start
+            yield tag, out
+
+
+def _engine(translator: FrameTranslator):
+    """The engine's Translator as is; anything else wrapped in its shape."""
+    if getattr(translator, "frame_prep", None) is not None and hasattr(translator, "pipelined"):
+        return translator
+    return _WholeFrames(translator)
 
 
 @dataclass
@@ -66,7 +97,7 @@ class VideoResult:
     frames_out: int  # encoded into OUTPUT
     duration: float  # seconds of video written (last timestamp - first + one frame)
     wall_s: float  # end to end, including opening files and flushing the encoder
-    model_s: float  # time inside translate_frames only
+    model_s: float  # the model's time: the engine's RunStats.model_seconds (else time inside translate_frames)
     expected_frames: int | None = None  # what the input's index counts for the same range; None: not known exactly
     notices: list[str] = field(default_factory=list)
     truncated: TruncatedVideoError | None = None
@@ -289,11 +320,16 @@ def _run_pipeline(input: Path, writer: VideoWriter, translator: FrameTranslator,
     decoded_q: queue.Queue = queue.Queue(maxsize=o.queue_batches * batch)
     encode_q: queue.Queue = queue.Queue(maxsize=o.queue_batches * batch)
     resize = o.size is not None and o.size != (info.width, info.height)
+    engine = _engine(translator)
+    prep = engine.frame_prep
+    width, height = size
 
     def decode() -> None:
         try:
             for frame in read_frames(input, start=o.start, end=o.end, max_frames=o.max_frames, threads=o.codec_threads):
                 rgb = resize_rgb(frame.rgb, size) if resize else frame.rgb
+                if prep is not None:
+                    rgb = prep.to_model(rgb)
                 if not _put(decoded_q, (rgb, frame.pts, frame.time), stop):
                     return
         except BaseException as e:  # noqa: BLE001 - the main thread decides (truncated: finish, then report)
@@ -307,15 +343,19 @@ def _run_pipeline(input: Path, writer: VideoWriter, translator: FrameTranslator,
             if item is _END:
                 return
             rgb, pts = item
+            if prep is not None:
+                rgb = prep.from_model(rgb, height, width)
+                if rgb.shape != (height, width, 3):
+                    raise TurboError(f"the model's output comes back at {rgb.shape[1]}x{rgb.shape[0]}, not the "
+                                     f"video's {width}x{height} (--keep-model-size is for images)")
             writer.write(rgb, pts)
             bar.advance(1)
 
-    decoder = _Stage("turbo-decode", decode)
-    encoder = _Stage("turbo-encode", encode)
-    decoder.start()
-    encoder.start()
     counts = _Counts()
-    try:
+
+    def batches():
+        """(decoded items, model input) per batch, from the decode thread's queue, until the input ends."""
+        sent = 0
         done = False
         while not done:
             items = []
@@ -332,23 +372,29 @@ def _run_pipeline(input: Path, writer: VideoWriter, translator: FrameTranslator,
                     raise item.error
                 items.append(item)
             if not items:
-                break
+                return
             frames = np.stack([rgb for rgb, _, _ in items])
-            if len(items) < batch and counts.frames_in > 0:
+            if len(items) < batch and sent > 0:
                 # Every frame of a video goes through the same batch shape: CPU/GPU kernels may pick another
                 # algorithm for another batch size, and a 1-level difference on the last frames is flicker.
                 frames = np.concatenate([frames, np.repeat(frames[-1:], batch - len(items), axis=0)])
-            t = time.perf_counter()
-            out = translator.translate_frames(frames)
-            counts.model_s += time.perf_counter() - t
-            if out.shape != frames.shape or out.dtype != np.uint8:
-                raise TurboError(f"translator returned {out.shape} {out.dtype} for {frames.shape} uint8 frames")
-            out = out[: len(items)]
+            sent += len(items)
+            yield (items, frames.shape), frames
+
+    decoder = _Stage("turbo-decode", decode)
+    encoder = _Stage("turbo-encode", encode)
+    decoder.start()
+    encoder.start()
+    model_s = engine.stats.model_seconds
+    try:
+        for (items, shape), out in engine.pipelined(batches()):
+            if out.shape != shape or out.dtype != np.uint8:
+                raise TurboError(f"translator returned {out.shape} {out.dtype} for {shape} uint8 frames")
             if counts.frames_in == 0:
                 counts.first_t = items[0][2]
             counts.frames_in += len(items)
             counts.last_t = items[-1][2]
-            for rgb, (_, pts, _) in zip(out, items):
+            for rgb, (_, pts, _) in zip(out, items):  # a padded batch's extra outputs are dropped
                 if not _put(encode_q, (rgb, pts), stop, encoder):
                     break
             if encoder.error is not None:
@@ -358,6 +404,7 @@ def _run_pipeline(input: Path, writer: VideoWriter, translator: FrameTranslator,
         if encoder.error is not None:
             raise encoder.error
     finally:
+        counts.model_s = engine.stats.model_seconds - model_s
         stop.set()
         decoder.join()
         encoder.join()
