@@ -1,4 +1,5 @@
-"""The dataset folder layout, the one home for it: `train_A/ train_B/ test_A/ test_B/` (or CycleGAN's `trainA/...`).
+"""The dataset folder layout, the one home for it: `train_A/ train_B/ test_A/ test_B/` (or CycleGAN's `trainA/...`),
+and its caption files: `fixed_prompt_a.txt` / `fixed_prompt_b.txt` (unpaired), `{split}_prompts.json` (paired).
 
 `turbo train` reads the train split, its validation and `turbo eval --dataset` the test split; both find the
 folders here, and an error names the option the user set (`[data] dataset` or `--dataset`).
@@ -6,6 +7,7 @@ folders here, and an error names the option the user set (`[data] dataset` or `-
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from turbo_cli.errors import InputError
@@ -23,3 +25,26 @@ def split_dirs(root: str | Path, split: str, option: str = "[data] dataset") -> 
             raise InputError(f"{root}: no {split}_{domain}/ (or {split}{domain}/) folder ({option})")
         found.append(hit)
     return found[0], found[1]
+
+
+def read_fixed_prompt(root: Path, domain: str) -> str:
+    path = Path(root) / f"fixed_prompt_{domain.lower()}.txt"
+    if not path.is_file():
+        raise InputError(f"{path}: missing (the caption of domain {domain}; or set model.caption_{domain.lower()})")
+    text = path.read_text(encoding="utf-8").strip()
+    if not text:
+        raise InputError(f"{path}: empty caption")
+    return text
+
+
+def read_prompts(root: Path, split: str) -> dict[str, str]:
+    path = Path(root) / f"{split}_prompts.json"
+    if not path.is_file():
+        raise InputError(f"{path}: missing (paired datasets need file name -> caption)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise InputError(f"{path}: expected an object mapping file names to caption strings")
+    return data

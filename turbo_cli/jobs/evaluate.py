@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 from turbo_cli.errors import InputError, TurboError
-from turbo_cli.io.datasets import split_dirs
+from turbo_cli.io.datasets import read_prompts, split_dirs
 from turbo_cli.eval.folder_eval import evaluate_folders
 from turbo_cli.eval.names import DEFAULT_FOLDER_METRICS, Metric
 from turbo_cli.eval.networks import Backbones
@@ -18,7 +18,6 @@ from turbo_cli.eval.pairing import scan_folder
 from turbo_cli.eval.results import EvalReport
 from turbo_cli.jobs.loading import ModelOptions, build_translator
 from turbo_cli.jobs.translate import translate_folder
-from turbo_cli.train.data import read_prompts
 from turbo_cli.progress import QUIET, Progress
 
 

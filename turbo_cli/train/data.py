@@ -18,7 +18,6 @@ take) and target in [-1, 1], as the original.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from turbo_cli.errors import InputError, TurboError
-from turbo_cli.io.datasets import split_dirs
+from turbo_cli.io.datasets import read_fixed_prompt, read_prompts, split_dirs
 from turbo_cli.io.images import IMAGE_EXTS, read_image
 from turbo_cli.io.preps import build_transform
 
@@ -50,29 +49,6 @@ def list_images(folder: Path) -> list[Path]:
     if not files:
         raise InputError(f"{folder}: no images (looked for {', '.join(sorted(IMAGE_EXTS))})")
     return files
-
-
-def read_fixed_prompt(root: Path, domain: str) -> str:
-    path = Path(root) / f"fixed_prompt_{domain.lower()}.txt"
-    if not path.is_file():
-        raise InputError(f"{path}: missing (the caption of domain {domain}; or set model.caption_{domain.lower()})")
-    text = path.read_text(encoding="utf-8").strip()
-    if not text:
-        raise InputError(f"{path}: empty caption")
-    return text
-
-
-def read_prompts(root: Path, split: str) -> dict[str, str]:
-    path = Path(root) / f"{split}_prompts.json"
-    if not path.is_file():
-        raise InputError(f"{path}: missing (paired datasets need file name -> caption)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-        raise InputError(f"{path}: expected an object mapping file names to caption strings")
-    return data
 
 
 # ----------------------------------------------------------------------------- tensors
