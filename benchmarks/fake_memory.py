@@ -374,17 +374,21 @@ def train_step(size: int = 256, bf16: bool = True, gradient_checkpointing: bool 
 # ------------------------------------------------------------------------------------------------------ inference
 
 
-def inference(height: int, width: int, batch: int, tiny: bool = False, rank_unet: int | None = None) -> dict:
-    """Peak live bytes of one batch through the Translator's path: uint8 frames -> float -> bf16 generator (all
-    weights bf16, as `Translator` casts them) under inference_mode -> uint8 frames."""
+def inference(height: int, width: int, batch: int, tiny: bool = False) -> dict:
+    """Peak live bytes of one batch through the Translator's path: uint8 frames -> float -> bf16 generator (the
+    merged inference model `engine/sd.py` with both directions' VAEs, all weights bf16, as `Translator` casts
+    them) under inference_mode -> uint8 frames."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    _, _, _, text_dim = _shapes(tiny)
-    _alphas_cumprod()
+    from turbo_cli.engine.sd import MergedGenerator
+
+    unet_cfg, vae_cfg, _, text_dim = _shapes(tiny)
+    alpha_bar = _alphas_cumprod()[999]  # real numbers, before fake mode
     t0 = time.perf_counter()
-    with FakeTensorMode() as mode, fake_friendly_module_to(), _peft_no_device_moves():
+    with FakeTensorMode() as mode, fake_friendly_module_to():
         del mode
-        gen = fake_generator(tiny, rank_unet)
+        gen = MergedGenerator(dict(unet_cfg), dict(vae_cfg), alpha_bar=alpha_bar, r=1.0,
+                              directions=["a2b", "b2a"])
         gen.requires_grad_(False).to(torch.bfloat16).eval()
         tracker = LiveBytes()
         tracker.track_module(gen)

@@ -81,24 +81,25 @@ def _sync(device: str) -> None:
 _TRANSLATORS: dict = {}
 
 
-def _translator(ckpt: Path, device: str, dtype: str, compiled: bool, compile_mode: str | None):
+def _translator(ckpt: Path, device: str, dtype: str, compiled: bool, compile_mode: str | None, merged: bool = True):
     """One Translator per variant (loading a full-size model takes seconds); the batch size is set per row."""
     from turbo_cli.jobs.loading import ModelOptions, build_translator
 
-    key = (str(ckpt), device, dtype, compiled, compile_mode)
+    key = (str(ckpt), device, dtype, compiled, compile_mode, merged)
     if key not in _TRANSLATORS:
         _TRANSLATORS.clear()  # one model on the card at a time
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
         _TRANSLATORS[key] = build_translator(ModelOptions(model=str(ckpt), device=device, dtype=dtype,
-                                                          compile=compiled, compile_mode=compile_mode))
+                                                          compile=compiled, compile_mode=compile_mode,
+                                                          merged=merged))
     return _TRANSLATORS[key]
 
 
 def translate_row(ckpt: Path, device: str, dtype: str, batch: int, size: int, compile_mode: str | None,
-                  compiled: bool, min_iters: int, min_seconds: float) -> dict:
+                  compiled: bool, min_iters: int, min_seconds: float, merged: bool = True) -> dict:
     cuda = device.startswith("cuda")
-    translator = _translator(ckpt, device, dtype, compiled, compile_mode)
+    translator = _translator(ckpt, device, dtype, compiled, compile_mode, merged)
     translator.fixed_batch_size = batch  # what --batch-size sets (a compiled run pads to it)
     frames = np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
     if cuda:
@@ -115,7 +116,8 @@ def translate_row(ckpt: Path, device: str, dtype: str, batch: int, size: int, co
     _sync(device)
     sec = time.perf_counter() - start
     graphs = compile_mode == "reduce-overhead"
-    variant = dtype + (" + compile" if compiled else "") + (" + CUDA graphs" if graphs else "")
+    variant = dtype + (" + compile" if compiled else "") + (" + CUDA graphs" if graphs else "") + \
+        ("" if merged else ", adapters unmerged (peft)")
     return dict(variant=variant, batch=batch, size=f"{size}x{size}", images_per_s=iters * batch / sec,
                 ms_per_batch=sec / iters * 1e3, iterations=iters, warmup_s=warm,
                 peak_gib=torch.cuda.max_memory_allocated() / 2**30 if cuda else None)
@@ -211,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         for dtype in ("fp32", "bf16"):
             for b in batches:
                 rows.append(translate_row(ckpt, device, dtype, b, size, None, False, min_iters, min_seconds))
+        _release()
+        # what merging the adapters into the weights gives (engine/merge.py): the same row with peft's adapters
+        b = 8 if 8 in batches else batches[0]
+        rows.append(translate_row(ckpt, device, "bf16", b, size, None, False, min_iters, min_seconds, merged=False))
         _release()
 
     section("translate", eager_rows)

@@ -1,5 +1,8 @@
 """Benchmark: turbo's batched runner vs an original-style loop (one image: load, model at batch 1 fp32, save).
 
+The original-style loop runs the peft model (adapters as separate matmuls, as the original); turbo's runner runs
+the merged model (engine/merge.py), and once unmerged to show what merging alone gives.
+
 Both use the same weights and the same generated images, measured side by side in one run.
 
     python benchmarks/translate.py                 # tiny model on CPU, 200 images at 64x64 and 128x128
@@ -41,7 +44,7 @@ def original_style(folder: Path, out: Path, checkpoint: Path, device: str) -> fl
     import torchvision.transforms.functional as TF
 
     translator = build_translator(ModelOptions(model=str(checkpoint), device=device, dtype="fp32", compile=False,
-                                               batch_size=1))
+                                               batch_size=1, merged=False))  # the original runs peft's adapters
     g, emb = translator.generator, translator.prompt_emb
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(folder.glob("*.png"))
@@ -123,15 +126,20 @@ def main() -> None:
             base_ips = original_style(src, work / "orig", checkpoint, args.device)
             rows.append(dict(size=size, variant="original-style loop (batch 1, fp32)", images_per_s=base_ips))
             for name, opts in [("turbo fp32", dict(dtype="fp32", compile=False)),
+                               ("turbo bf16, adapters unmerged (peft)", dict(dtype="bf16", compile=False, merged=False)),
                                ("turbo bf16", dict(dtype="bf16", compile=False)),
                                ("turbo bf16 + compile", dict(dtype="bf16", compile=True))]:
                 ips, peak = turbo_runner(src, work / name.replace(" ", "_"), checkpoint, args.device, **opts)
                 rows.append(dict(size=size, variant=name, images_per_s=ips, peak_gib=peak, speedup=ips / base_ips))
         else:
             base_ips = original_style(src, work / "orig", checkpoint, args.device)
+            unmerged, _ = turbo_runner(src, work / "turbo_peft", checkpoint, args.device, merged=False)
             ips, _ = turbo_runner(src, work / "turbo", checkpoint, args.device)
             rows.append(dict(size=size, variant="original-style loop (batch 1, fp32)", images_per_s=base_ips))
-            rows.append(dict(size=size, variant="turbo runner (defaults)", images_per_s=ips, speedup=ips / base_ips))
+            rows.append(dict(size=size, variant="turbo runner, adapters unmerged (peft)", images_per_s=unmerged,
+                             speedup=unmerged / base_ips))
+            rows.append(dict(size=size, variant="turbo runner (defaults: merged)", images_per_s=ips,
+                             speedup=ips / base_ips))
 
     resize = resize_costs(args.device)
     print("\n1080p frame -> 512x512 -> 1080p, ms per frame (one thread for PIL):")

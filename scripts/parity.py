@@ -99,14 +99,20 @@ def generator_parity(fixtures: Path) -> list[dict]:
 
     sys.path.insert(0, str(ROOT))
     from tests.test_engine_parity import CASES, run_case  # the same code the parity tests run
-    from turbo_cli.jobs.loading import load_model
+    from turbo_cli.jobs.loading import load_inference_model, load_model
 
     rows = []
     for name in CASES:
         case = torch.load(fixtures / "cases" / f"{name}.pt", weights_only=True)
-        loaded, prompts = load_model(str(fixtures / "checkpoints" / case["checkpoint"]), str(fixtures / "base"))
+        checkpoint, base = str(fixtures / "checkpoints" / case["checkpoint"]), str(fixtures / "base")
+        loaded, prompts = load_model(checkpoint, base)
         out = run_case(loaded.generator, prompts, case)
-        rows.append({"case": name, "max_abs": float((out - case["output"]).abs().max())})
+        row = {"case": name, "max_abs": float((out - case["output"]).abs().max())}
+        r = case["r"] if case["deterministic"] is False else None
+        merged, _ = load_inference_model(checkpoint, base, r)
+        if r is None or merged.info.stochastic:  # the model turbo translate runs (adapters merged in)
+            row["merged_max_abs"] = float((run_case(merged.generator, prompts, case) - case["output"]).abs().max())
+        rows.append(row)
     return rows
 
 
@@ -164,7 +170,8 @@ def main() -> int:
               f"{TOLERANCE[1]} levels; worst max {worst('max')}, worst mean {worst('mean'):.3f}")
         result["generator"] = generator_parity(args.fixtures)
         print(f"generator: {len(result['generator'])} cases, worst max |diff| "
-              f"{max(r['max_abs'] for r in result['generator']):.2e} (fp32)")
+              f"{max(r['max_abs'] for r in result['generator']):.2e} (fp32, peft model), "
+              f"{max(r.get('merged_max_abs', 0) for r in result['generator']):.2e} (fp32, merged inference model)")
         if args.precision:
             result["precision"] = precision(args.fixtures, Path(tmp))
             for r in result["precision"]:

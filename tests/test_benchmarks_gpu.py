@@ -32,7 +32,7 @@ def test_gpu_benchmark_dry_run(tmp_path):
     assert out["errors"] == {} and rc == 0, out["errors"]
     assert out["dry_run"] is True and out["system"]["torch"] and out["system"]["diffusers"]
     variants = {(r["variant"], r["batch"]) for r in out["translate"]}
-    assert {("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2)} <= variants
+    assert {("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2), ("bf16, adapters unmerged (peft)", 1)} <= variants
     # the compiled rows went through the Translator's torch.compile path (traced with the eager backend here)
     assert {("bf16 + compile", 2), ("bf16 + compile + CUDA graphs", 2)} <= variants
     assert all(r["images_per_s"] > 0 for r in out["translate"])

@@ -1,7 +1,8 @@
 """Numerical parity with the original img2img-turbo on the shared fixtures (docs/design.md §1-2).
 
-Each case is loaded through the same path a user's checkpoint takes (`turbo_cli.jobs.loading.load_model` on the
-original .pkl with a local base folder) and must reproduce the original's float32 output within 1e-4.
+Each case is loaded through the paths a user's checkpoint takes (`turbo_cli.jobs.loading.load_model`: the trainable
+peft model; `load_inference_model`: the merged one `turbo translate` runs) on the original .pkl with a local base
+folder, and must reproduce the original's float32 output within 1e-4.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 
 from turbo_cli.engine.checkpoint import load_turbo, save_turbo
 from turbo_cli.engine.base import load_base
-from turbo_cli.jobs.loading import load_model
+from turbo_cli.jobs.loading import load_inference_model, load_model
 
 CASES = ["pix2pix_det_b1", "pix2pix_det_b2", "pix2pix_stoch_plain_b2", "pix2pix_stoch_twinconv_b2",
          "cyclegan_a2b_b1", "cyclegan_a2b_b2", "cyclegan_b2a_b1", "cyclegan_b2a_b2"]
@@ -54,6 +55,20 @@ def test_matches_original_output(fixtures_dir, name):
     # In float64 we agree with the original's float64 run far more tightly (the fp32 gap is rounding).
     out64 = run_case(loaded.generator, prompts, case, torch.float64)
     assert (out64 - case["output_fp64"]).abs().max().item() < 1e-6
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_inference_model_matches_original_output(fixtures_dir, name):
+    """The model `turbo translate` runs: adapters merged into plain modules (engine/merge.py) at the case's r."""
+    case = torch.load(fixtures_dir / "cases" / f"{name}.pt", weights_only=True)
+    r = case["r"] if case["deterministic"] is False else None
+    loaded, prompts = load_inference_model(str(fixtures_dir / "checkpoints" / case["checkpoint"]),
+                                           str(fixtures_dir / "base"), r)
+    if r is not None and not loaded.info.stochastic:
+        pytest.skip("r on a deterministic checkpoint is the original's option only (turbo refuses --gamma there)")
+    assert type(loaded.generator).__name__ == "MergedGenerator"
+    err = (run_case(loaded.generator, prompts, case) - case["output"]).abs().max().item()
+    assert err < 1e-4, f"{name}: max abs error {err:.2e} vs the original"
 
 
 def test_intermediates_match(fixtures_dir):

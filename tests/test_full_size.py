@@ -9,6 +9,7 @@ original's own files. About 3 minutes and 10 GB of RAM on a 2-core CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 import numpy as np
@@ -70,13 +71,26 @@ def test_full_size_original_checkpoints_translate(full_base, family, tmp_path):
     gc.collect()
 
     options = ModelOptions(model=str(path), base_model=str(full_base), device="cpu", image_prep="no_resize",
-                           prompt="a test", direction="a2b" if family == "cyclegan" else None)
+                           prompt="a test", direction="a2b" if family == "cyclegan" else None, merged=False)
     translator = build_translator(options)
     assert translator.info.kind == ("cyclegan" if family == "cyclegan" else "pix2pix")
     assert translator.info.stochastic == (family == "sketch")
     state = translator.generator.state_dict()
     for key, value in expected.items():  # every adapter tensor arrived where the architecture expects it
         assert torch.equal(state[key], value), key
+    # The inference model (adapters merged into plain modules, engine/sd.py) against the peft model, in fp32, on a
+    # size whose latent (8x9) is odd all the way down the UNet's three downsamplings.
+    x = torch.rand(1, 3, 64, 72, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    noise = torch.randn(1, 4, 8, 9, generator=torch.Generator().manual_seed(1)) if family == "sketch" else None
+    with torch.no_grad():
+        reference = translator.generator(x, translator.prompt_emb, direction=options.direction, noise=noise)
+    del translator, state
+    gc.collect()
+    translator = build_translator(dataclasses.replace(options, merged=True))
+    assert type(translator.generator).__name__ == "MergedGenerator"
+    with torch.no_grad():
+        merged = translator.generator(x, translator.prompt_emb, direction=options.direction, noise=noise)
+    assert (merged - reference).abs().max() < 1e-4, (merged - reference).abs().max()
     frames = np.random.default_rng(0).integers(0, 256, (1, 61, 70, 3), dtype=np.uint8)
     out = translator.translate_frames(frames)
     assert out.shape == frames.shape and out.dtype == np.uint8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,14 @@ from turbo_cli.hub import parse_repo_id, snapshot
 DEFAULT_BASE = "stabilityai/sd-turbo"
 BASE_SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 TIMESTEP = 999  # SD-Turbo's single step with trailing spacing
+
+
+def one_step_x0(sample: torch.Tensor, eps: torch.Tensor, alpha_bar: float) -> torch.Tensor:
+    """One DDPM step at t=999 in closed form: x0 = (z - sqrt(1 - abar) * eps) / sqrt(abar).
+
+    With a single step the previous alpha-bar is 1, so DDPM's step returns exactly this x0 (its variance term is
+    ~1e-10 * noise and is left out)."""
+    return ((sample - math.sqrt(1 - alpha_bar) * eps) / math.sqrt(alpha_bar)).to(eps.dtype)
 
 
 @dataclass

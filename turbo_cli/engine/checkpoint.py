@@ -80,7 +80,7 @@ class ModelInfo:
 
 @dataclass
 class LoadedModel:
-    generator: TurboGenerator
+    generator: torch.nn.Module  # generator.TurboGenerator (trainable) or sd.MergedGenerator (inference)
     info: ModelInfo
 
 
@@ -129,12 +129,10 @@ def original_kind(sd: dict) -> Kind:
     raise ModelError(f"unrecognised checkpoint layout (keys: {', '.join(sorted(sd)[:8])})")
 
 
-def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None, sd: dict | None = None) -> LoadedModel:
-    """Build the generator an original pix2pix/CycleGAN pickle describes and load its tensors.
-
-    `sd`: the pickle's contents when the caller has read them already (to fail before loading a base model).
-    """
-    sd = read_original(path) if sd is None else sd
+def original_contents(sd: dict, path: Path, base_source: str = DEFAULT_BASE,
+                      info: ModelInfo | None = None) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
+    """What an original pix2pix/CycleGAN pickle (its contents `sd`) describes, and its tensors under generator
+    state-dict keys. `info`: preset fields (a published checkpoint's), completed from the file."""
     try:
         kind = original_kind(sd)
     except ModelError as e:
@@ -144,19 +142,17 @@ def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None, sd
         spec = GeneratorSpec("pix2pix", int(sd["rank_unet"]), int(sd["rank_vae"]),
                              {lora.PIX2PIX_UNET_ADAPTER: list(sd["unet_lora_target_modules"])},
                              list(sd["vae_lora_target_modules"]), twin_conv=twin)
-        generator = TurboGenerator(base, spec)
         state = {f"unet.{k}": v for k, v in sd["state_dict_unet"].items()}
         state.update({f"vae.{k}": v for k, v in sd["state_dict_vae"].items()})
         directions = ["a2b"]
         # A twin conv_in only exists in the stochastic sketch model: default to its settings (r = 0.4).
-        default = ModelInfo.for_family(Kind.PIX2PIX, spec, base.source, stochastic=twin, directions=["a2b"])
+        default = ModelInfo.for_family(Kind.PIX2PIX, spec, base_source, stochastic=twin, directions=["a2b"])
     else:
         targets = dict(zip(lora.CYCLEGAN_UNET_ADAPTERS, (list(sd["l_target_modules_encoder"]),
                                                          list(sd["l_target_modules_decoder"]),
                                                          list(sd["l_modules_others"]))))
         spec = GeneratorSpec("cyclegan", int(sd["rank_unet"]), int(sd["rank_vae"]), targets,
                              list(sd["vae_lora_target_modules"]))
-        generator = TurboGenerator(base, spec)
         state = {}
         for adapter, key in zip(lora.CYCLEGAN_UNET_ADAPTERS, ("sd_encoder", "sd_decoder", "sd_other")):
             for k, v in sd[key].items():  # peft keys without adapter name: "x.lora_A.weight"
@@ -165,13 +161,28 @@ def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None, sd
         state.update(sd.get("sd_vae_enc", {}))
         state.update(sd.get("sd_vae_dec", {}))
         directions = [d for d, prefix in (("a2b", "vae."), ("b2a", "vae_b2a.")) if any(k.startswith(prefix) for k in state)]
-        default = ModelInfo.for_family(Kind.CYCLEGAN, spec, base.source,
+        default = ModelInfo.for_family(Kind.CYCLEGAN, spec, base_source,
                                        direction=directions[0] if directions else "a2b")
-    load_into(generator, state, str(path))
     info = info or default
     info.kind, info.spec, info.directions = kind, spec, directions
     info.name = info.name or Path(path).stem
+    return info, state
+
+
+def build_generator(base: BaseModel, info: ModelInfo, state: dict[str, torch.Tensor], source: str) -> LoadedModel:
+    """The trainable (diffusers + peft) generator `info.spec` describes, holding `state`."""
+    generator = TurboGenerator(base, info.spec)
+    load_into(generator, state, source)
     return LoadedModel(generator.eval(), info)
+
+
+def load_original(path: Path, base: BaseModel, info: ModelInfo | None = None, sd: dict | None = None) -> LoadedModel:
+    """Build the generator an original pix2pix/CycleGAN pickle describes and load its tensors.
+
+    `sd`: the pickle's contents when the caller has read them already (to fail before loading a base model).
+    """
+    info, state = original_contents(read_original(path) if sd is None else sd, path, base.source, info)
+    return build_generator(base, info, state, str(path))
 
 
 # ---- turbo's format ---------------------------------------------------------------------------------------------
@@ -192,13 +203,15 @@ def read_turbo_info(path: Path) -> ModelInfo:
         raise ModelError(f"{path}: bad turbo metadata ({e})") from None
 
 
-def load_turbo(path: Path, base: BaseModel) -> LoadedModel:
+def read_turbo(path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     from safetensors.torch import load_file
 
-    info = read_turbo_info(path)
-    generator = TurboGenerator(base, info.spec)
-    load_into(generator, load_file(str(path)), str(path))
-    return LoadedModel(generator.eval(), info)
+    return read_turbo_info(path), load_file(str(path))
+
+
+def load_turbo(path: Path, base: BaseModel) -> LoadedModel:
+    info, state = read_turbo(path)
+    return build_generator(base, info, state, str(path))
 
 
 def save_turbo(generator: TurboGenerator, info: ModelInfo, path: Path) -> Path:

@@ -9,16 +9,14 @@ One class serves both published families:
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from turbo_cli.engine import lora
-from turbo_cli.engine.base import TIMESTEP, BaseModel
+from turbo_cli.engine.base import TIMESTEP, BaseModel, one_step_x0
 from turbo_cli.engine.families import Kind, defaults, kind_of
-from turbo_cli.engine.vae import add_skip_connections
 
 DIRECTIONS = ("a2b", "b2a")
 
@@ -84,6 +82,8 @@ class TurboGenerator(nn.Module):
                 spec.unet_targets = lora.cyclegan_unet_targets(unet)
             lora.add_cyclegan_unet_lora(unet, spec.rank_unet, spec.unet_targets)
         self.unet = unet
+        from turbo_cli.engine.vae import add_skip_connections  # diffusers: only where a trainable model is built
+
         vae = add_skip_connections(vae)
         # CycleGAN: the b2a direction has its own VAE (the checkpoints carry a whole VAE per direction).
         self.vae_b2a = copy.deepcopy(vae) if spec.kind is Kind.CYCLEGAN else None
@@ -145,14 +145,10 @@ class TurboGenerator(nn.Module):
         return mean * self.scaling_factor, skips
 
     def denoise(self, sample: torch.Tensor, prompt_emb: torch.Tensor) -> torch.Tensor:
-        """One DDPM step at t=999 in closed form: x0 = (z - sqrt(1 - abar) * eps) / sqrt(abar).
-
-        With a single step the previous alpha-bar is 1, so DDPM's step returns exactly this x0 (its variance term
-        is ~1e-10 * noise and is left out).
-        """
+        """The UNet's eps at t=999, then x0 in closed form (`base.one_step_x0`)."""
         t = torch.full((sample.shape[0],), TIMESTEP, device=sample.device, dtype=torch.long)
         eps = self.unet(sample, t, encoder_hidden_states=prompt_emb).sample
-        return ((sample - math.sqrt(1 - self.alpha_bar) * eps) / math.sqrt(self.alpha_bar)).to(eps.dtype)
+        return one_step_x0(sample, eps, self.alpha_bar)
 
     def decode(self, latent: torch.Tensor, skips: list[torch.Tensor], direction: str | None = None) -> torch.Tensor:
         vae = self.vae_for(direction)

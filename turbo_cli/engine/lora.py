@@ -6,7 +6,6 @@ The alphas matter: pix2pix uses peft's default lora_alpha (8) on both UNet (rank
 
 from __future__ import annotations
 
-from peft import LoraConfig
 from torch import nn
 
 PEFT_DEFAULT_ALPHA = 8  # peft's LoraConfig default, which the original relies on without saying so
@@ -44,23 +43,32 @@ def cyclegan_unet_targets(unet: nn.Module) -> dict[str, list[str]]:
     return groups
 
 
+def adapter_alpha(adapter: str, rank: int) -> int:
+    """The lora_alpha the original gives an adapter: rank for CycleGAN's UNet adapters, peft's default otherwise."""
+    return rank if adapter in CYCLEGAN_UNET_ADAPTERS else PEFT_DEFAULT_ALPHA
+
+
+def _config(adapter: str, rank: int, targets: list[str]):
+    from peft import LoraConfig  # peft only where adapters are built (training, conversion), not for inference
+
+    return LoraConfig(r=rank, init_lora_weights="gaussian", target_modules=list(targets),
+                      lora_alpha=adapter_alpha(adapter, rank))
+
+
 def add_pix2pix_unet_lora(unet, rank: int = 8, targets: list[str] | None = None) -> None:
-    unet.add_adapter(LoraConfig(r=rank, init_lora_weights="gaussian",
-                                target_modules=list(targets or PIX2PIX_UNET_TARGETS)))  # alpha: peft default
+    unet.add_adapter(_config(PIX2PIX_UNET_ADAPTER, rank, targets or PIX2PIX_UNET_TARGETS))
 
 
 def add_cyclegan_unet_lora(unet, rank: int, targets: dict[str, list[str]] | None = None) -> None:
     targets = targets or cyclegan_unet_targets(unet)
     for name in CYCLEGAN_UNET_ADAPTERS:
-        unet.add_adapter(LoraConfig(r=rank, init_lora_weights="gaussian", target_modules=list(targets[name]),
-                                    lora_alpha=rank), adapter_name=name)
+        unet.add_adapter(_config(name, rank, targets[name]), adapter_name=name)
     unet.set_adapters(list(CYCLEGAN_UNET_ADAPTERS))
 
 
 def add_vae_lora(vae, rank: int = 4, targets: list[str] | None = None) -> None:
     """VAE LoRA, added after the skip convs exist so they are wrapped too (keys `skip_conv_N.base_layer.weight`)."""
-    vae.add_adapter(LoraConfig(r=rank, init_lora_weights="gaussian", target_modules=list(targets or VAE_TARGETS)),
-                    adapter_name=VAE_ADAPTER)
+    vae.add_adapter(_config(VAE_ADAPTER, rank, targets or VAE_TARGETS), adapter_name=VAE_ADAPTER)
 
 
 def scale_adapters(module: nn.Module, r: float) -> None:

@@ -12,18 +12,7 @@ from diffusers import AutoencoderKL
 from diffusers.models.autoencoders.vae import Decoder, Encoder
 from torch import nn
 
-# Zero-ish init: the skips start as (almost) no-ops so the pretrained decoder is undisturbed at step 0, but not
-# exactly zero so gradients flow into their LoRA from the first step (the original's choice).
-SKIP_INIT = 1e-5
-
-
-def skip_channels(block_out_channels: list[int] | tuple[int, ...]) -> list[tuple[int, int]]:
-    """(in, out) channels of skip_conv_1..4 for a VAE with block_out_channels (c0, c1, c2, c3).
-
-    SD's VAE (128, 256, 512, 512) gives 512->512, 256->512, 128->512, 128->256: c2->c3, c1->c3, c0->c2, c0->c1.
-    """
-    c0, c1, c2, c3 = block_out_channels
-    return [(c2, c3), (c1, c3), (c0, c2), (c0, c1)]
+from turbo_cli.engine.sd import SKIP_INIT, skip_channels
 
 
 class SkipEncoder(Encoder):

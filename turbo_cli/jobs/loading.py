@@ -38,6 +38,7 @@ class ModelOptions:
     r: float | None = None  # strength of a stochastic model (--gamma); None: the model's (0.4 for the sketch model)
     seed: int = 42  # the original's default seed for stochastic models
     batch_size: int | None = None  # None: chosen by image size and device
+    merged: bool = True  # adapters folded into the weights (engine/merge.py); False: the peft model training runs
 
 
 def known_models() -> list[str]:
@@ -112,33 +113,62 @@ def _checkpoint_in_folder(path: Path, progress: Progress, hub_ref: str | None = 
                      f"found {len(candidates)} .safetensors files")
 
 
-def load_model(model: str, base_model: str | None = None, progress: Progress = QUIET):
-    """(LoadedModel, prompt encoder) for a --model value. The text encoder is not loaded: prompts are encoded
-    from the on-disk cache, or by loading it on a cache miss (`engine.base.CachedPromptEncoder`)."""
-    from turbo_cli.engine.base import DEFAULT_BASE, CachedPromptEncoder, load_base
-    from turbo_cli.hub import cache_dir
-    from turbo_cli.engine.checkpoint import (ModelInfo, load_original, load_turbo, original_kind, read_original,
-                                             read_turbo_info)
+def read_model(model: str, base_model: str | None = None, progress: Progress = QUIET):
+    """(ModelInfo, tensors under generator keys, base model source, checkpoint path) for a --model value; builds
+    no network, so a bad file fails before any base model is read."""
+    from turbo_cli.engine.base import DEFAULT_BASE
+    from turbo_cli.engine.checkpoint import ModelInfo, original_contents, read_original, read_turbo
 
     path, entry = resolve_checkpoint(model, progress)
     if path.suffix == ".safetensors":
-        info = read_turbo_info(path)
-        base = load_base(base_model or _base_of(info, path), with_text_encoder=False)
-        loaded = load_turbo(path, base)
-    else:
-        sd = read_original(path)  # check the file before spending time on the base model
-        try:
-            original_kind(sd)
-        except ModelError as e:
-            raise ModelError(f"{path}: {e}") from None
-        base = load_base(base_model or DEFAULT_BASE, with_text_encoder=False)
-        preset = None
-        if entry is not None:  # a published checkpoint: what the original hard-codes for its name
-            preset = ModelInfo.for_family(entry.kind, None, base.source, stochastic=entry.stochastic,
-                                          name=entry.name, captions=dict(entry.captions), direction=entry.direction,
-                                          image_prep=entry.image_prep, preprocess=entry.preprocess, r=entry.r)
-        loaded = load_original(path, base, preset, sd)
-    return loaded, CachedPromptEncoder(base.root, cache_dir("prompts"))
+        info, state = read_turbo(path)
+        return info, state, base_model or _base_of(info, path), path
+    sd = read_original(path)
+    source = base_model or DEFAULT_BASE
+    preset = None
+    if entry is not None:  # a published checkpoint: what the original hard-codes for its name
+        preset = ModelInfo.for_family(entry.kind, None, source, stochastic=entry.stochastic, name=entry.name,
+                                      captions=dict(entry.captions), direction=entry.direction,
+                                      image_prep=entry.image_prep, preprocess=entry.preprocess, r=entry.r)
+    info, state = original_contents(sd, path, source, preset)
+    return info, state, source, path
+
+
+def load_model(model: str, base_model: str | None = None, progress: Progress = QUIET):
+    """(LoadedModel with the trainable diffusers + peft generator, prompt encoder) for a --model value. The text
+    encoder is not loaded: prompts are encoded from the on-disk cache, or by loading it on a cache miss
+    (`engine.base.CachedPromptEncoder`)."""
+    from turbo_cli.engine.base import CachedPromptEncoder, load_base
+    from turbo_cli.engine.checkpoint import build_generator
+    from turbo_cli.hub import cache_dir
+
+    info, state, source, path = read_model(model, base_model, progress)
+    base = load_base(source, with_text_encoder=False)
+    return build_generator(base, info, state, str(path)), CachedPromptEncoder(base.root, cache_dir("prompts"))
+
+
+def load_inference_model(model: str, base_model: str | None = None, r: float | None = None, *,
+                         merged: bool = True, progress: Progress = QUIET):
+    """Like `load_model`, for inference: the adapters merged into plain weights at strength r (the model's own
+    when None) in `engine/sd.py`'s modules, so neither diffusers nor peft is imported or run. A base model those
+    modules do not build runs on the diffusers model instead, with a notice."""
+    from turbo_cli.engine.base import CachedPromptEncoder, resolve_base_dir
+    from turbo_cli.engine.checkpoint import LoadedModel
+    from turbo_cli.engine.merge import Unmergeable, build_merged
+    from turbo_cli.hub import cache_dir
+
+    if not merged:
+        return load_model(model, base_model, progress)
+    info, state, source, path = read_model(model, base_model, progress)
+    root = resolve_base_dir(source)
+    # A deterministic model merges at r = 1; a --gamma for it is refused by the Translator.
+    r = (info.r if r is None else r) if info.stochastic else 1.0
+    try:
+        generator = build_merged(root, state, r, info.directions, str(path))
+    except Unmergeable as e:
+        progress.notice(f"{source}: {e} is not in turbo's merged inference model; running the diffusers model")
+        return load_model(model, base_model, progress)
+    return LoadedModel(generator, info), CachedPromptEncoder(root, cache_dir("prompts"))
 
 
 def _base_of(info, checkpoint: Path) -> str:
@@ -159,7 +189,8 @@ def build_translator(options: ModelOptions, progress: Progress = QUIET):
     if model is None:
         raise InputError(f"pass --model (one of {', '.join(known_models())}, or a checkpoint path) or a "
                          f"--direction word (night, day, rainy, clear)")
-    loaded, prompt_encoder = load_model(model, options.base_model, progress)
+    loaded, prompt_encoder = load_inference_model(model, options.base_model, options.r, merged=options.merged,
+                                                  progress=progress)
     info = loaded.info
     if info.kind is Kind.CYCLEGAN:
         direction = direction or info.direction or "a2b"
