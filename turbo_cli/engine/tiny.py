@@ -124,7 +124,7 @@ def randomize_adapters(generator: TurboGenerator, seed: int = 0, lora_std: float
 
 def make_random_checkpoint(base_dir: str | Path, path: str | Path, kind: str = "cyclegan", seed: int = 0,
                            rank_unet: int = 4, rank_vae: int = 4, captions: dict | None = None,
-                           prompt: str | None = None) -> Path:
+                           prompt: str | None = None, lora_std: float = 0.05) -> Path:
     """A random-init turbo checkpoint on the base in `base_dir` (kind: "cyclegan" | "pix2pix" | "pix2pix_stochastic")."""
     torch.manual_seed(seed)
     base = load_base(base_dir, with_text_encoder=False)
@@ -139,5 +139,5 @@ def make_random_checkpoint(base_dir: str | Path, path: str | Path, kind: str = "
         # preprocess "none": the tiny sketch model takes the image as given (its tests feed binary maps)
         info = ModelInfo.for_family(Kind.PIX2PIX, generator.spec, str(base_dir), stochastic=stochastic,
                                     name=Path(path).stem, prompt=prompt, preprocess="none")
-    randomize_adapters(generator, seed)
+    randomize_adapters(generator, seed, lora_std)
     return save_turbo(generator, info, Path(path))
