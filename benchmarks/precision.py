@@ -2,7 +2,8 @@
 
 The same frames through `Translator` (the merged inference model, what `turbo translate` runs) in fp32, bf16 and
 fp16; each half-precision output is compared with fp32's: max and mean |difference| in levels (0-255) per image,
-and how many pixels move by more than 2 and 8 levels. Runs anywhere (CPU: minutes); on a GPU pass --device cuda.
+and how many pixels move by more than 2 and 8 levels. Runs anywhere; on a CPU fp16 has no fast kernels (on this
+2-core machine the full shapes took over 9 minutes per 128x128 image: measure it at 64x64 there, or on a GPU).
 
     python benchmarks/precision.py                 # CycleGAN-turbo (rank-128 adapters), 4 street scenes 256x256
     python benchmarks/precision.py --size 512 --device cuda
@@ -35,22 +36,23 @@ from turbo_cli.jobs.loading import ModelOptions, build_translator  # noqa: E402
 DTYPES = ("fp32", "bf16", "fp16")
 
 
-def measure(work: Path, size: int, images: int, device: str, tiny: bool) -> dict:
+def measure(work: Path, size: int, images: int, device: str, tiny: bool, dtypes: tuple[str, ...] = DTYPES) -> dict:
     base = build_tiny_base(work / "base", full_size=not tiny, text_layers=None if tiny else 1)
     checkpoint = make_random_checkpoint(base, work / "model.safetensors", "cyclegan",
                                         rank_unet=4 if tiny else 128, lora_std=0.05 if tiny else 0.01)
     rng = np.random.default_rng(0)
     frames = np.stack([render_scene(rng, size, night=False) for _ in range(images)])
     outputs, seconds = {}, {}
-    for dtype in DTYPES:
+    for dtype in ("fp32", *[d for d in dtypes if d != "fp32"]):
         translator = build_translator(ModelOptions(model=str(checkpoint), device=device, dtype=dtype, compile=False,
                                                    image_prep="no_resize", batch_size=1))
         start = time.perf_counter()
         outputs[dtype] = np.concatenate([translator.translate_frames(f[None]) for f in frames])
         seconds[dtype] = (time.perf_counter() - start) / images
+        print(f"{dtype}: {seconds[dtype]:.1f} s/image", flush=True)
         del translator
     rows = []
-    for dtype in DTYPES[1:]:
+    for dtype in [d for d in outputs if d != "fp32"]:
         diff = np.abs(outputs[dtype].astype(int) - outputs["fp32"].astype(int))
         per_image = diff.reshape(images, -1)
         rows.append(dict(dtype=dtype, max_levels=int(diff.max()), mean_levels=float(diff.mean()),
@@ -66,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tiny", action="store_true", help="the tiny shapes instead of SD-Turbo's (a smoke test)")
+    ap.add_argument("--dtypes", default="bf16,fp16", help="compared with fp32 (fp16 is very slow on a CPU)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="turbo-precision-") as tmp:
-        result = measure(Path(tmp), args.size, args.images, args.device, args.tiny)
+        result = measure(Path(tmp), args.size, args.images, args.device, args.tiny, tuple(args.dtypes.split(",")))
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     result.update(device=device, torch=torch.__version__, size=args.size, images=args.images,
                   shapes="tiny" if args.tiny else "SD-Turbo (random weights)", model="CycleGAN-turbo a2b, merged",
