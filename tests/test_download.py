@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +9,21 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from tests._local_server import LocalServer, QuietHandler
 from turbo_cli.cli.main import app
 from turbo_cli.errors import ModelError, OfflineError
 from turbo_cli.io.download import download
 from turbo_cli.jobs.loading import resolve_checkpoint
 
 
-class _Server:
+class _Server(LocalServer):
     """Serves files from a dict {name: bytes}; `truncate` sends fewer bytes than Content-Length says."""
 
     def __init__(self, files: dict[str, bytes], truncate: bool = False):
         self.files, self.truncate, self.requests = files, truncate, []
         server = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 server.requests.append(self.path)
                 body = server.files.get(self.path.rsplit("/", 1)[-1])
@@ -36,16 +35,7 @@ class _Server:
                 self.end_headers()
                 self.wfile.write(body[: len(body) // 2] if server.truncate else body)
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/models/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler, "/models/")
 
 
 @pytest.fixture()

@@ -8,15 +8,14 @@ own exception classes and turbo turns each into one line.
 
 from __future__ import annotations
 
-import http.server
 import shutil
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from tests._local_server import LocalServer, QuietHandler
 from turbo_cli.cli.main import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -88,7 +87,7 @@ def test_a_repo_without_a_turbo_checkpoint(tmp_path, hub_cache, image, monkeypat
     assert "the Hub repository someone/other-model: expected one turbo .safetensors checkpoint" in res.output
 
 
-class StandInHub:
+class StandInHub(LocalServer):
     """Answers the Hub's repo-info API with the Hub's error signals for a few repo ids."""
 
     ANSWERS = {"owner/missing": (404, "RepoNotFound"), "owner/private": (401, "RepoNotFound"),
@@ -98,7 +97,7 @@ class StandInHub:
         hub = self
         self.paths: list[str] = []
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 hub.paths.append(self.path)
                 status, code = next((v for k, v in hub.ANSWERS.items() if f"/{k}/" in self.path), (500, ""))
@@ -110,16 +109,7 @@ class StandInHub:
 
             do_HEAD = do_GET
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture()
