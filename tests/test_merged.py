@@ -215,3 +215,11 @@ def test_merged_model_is_one_graph(shapes):
             torch.testing.assert_close(compiled(x, emb, direction=direction, noise=noise),
                                        model(x, emb, direction=direction, noise=noise))
     torch._dynamo.reset()
+
+
+def test_a_corrupt_base_weights_file_is_one_line(tiny_base, tiny_cyclegan, tmp_path):
+    base = shutil.copytree(tiny_base, tmp_path / "base")
+    weights = base / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a download cut short
+    with pytest.raises(ModelError, match=rf"^{weights}: cannot load the base model: "):
+        load_inference_model(str(tiny_cyclegan), str(base))

@@ -30,7 +30,11 @@ class Unmergeable(Exception):
 
 
 def read_config(root: Path, part: str) -> dict:
-    return json.loads((Path(root) / part / "config.json").read_text())
+    path = Path(root) / part / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{path}: cannot load the base model: {str(e).splitlines()[0][:200]}") from None
 
 
 def alpha_bar(root: Path) -> float:
@@ -54,13 +58,20 @@ def base_weights(root: Path, part: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     folder = Path(root) / part
-    if (folder / WEIGHTS).is_file():
-        return load_file(str(folder / WEIGHTS))
     index = folder / f"{WEIGHTS}.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return {k: v for shard in shards for k, v in load_file(str(folder / shard)).items()}
-    raise Unmergeable(f"{folder}: no {WEIGHTS}")
+    if (folder / WEIGHTS).is_file():
+        files = [folder / WEIGHTS]
+    elif index.is_file():
+        files = [folder / shard for shard in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    else:
+        raise Unmergeable(f"{folder}: no {WEIGHTS}")
+    tensors = {}
+    for file in files:
+        try:
+            tensors.update(load_file(str(file)))
+        except Exception as e:  # safetensors' own error type, OSError: a truncated or foreign file
+            raise ModelError(f"{file}: cannot load the base model: {str(e).splitlines()[0][:200]}") from None
+    return tensors
 
 
 def merged_state(base: dict[str, torch.Tensor], state: dict[str, torch.Tensor], r: float,

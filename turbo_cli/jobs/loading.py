@@ -138,11 +138,14 @@ def load_model(model: str, base_model: str | None = None, progress: Progress = Q
     """(LoadedModel with the trainable diffusers + peft generator, prompt encoder) for a --model value. The text
     encoder is not loaded: prompts are encoded from the on-disk cache, or by loading it on a cache miss
     (`engine.base.CachedPromptEncoder`)."""
+    return _peft_model(*read_model(model, base_model, progress))
+
+
+def _peft_model(info, state, source: str, path: Path):
     from turbo_cli.engine.base import CachedPromptEncoder, load_base
     from turbo_cli.engine.checkpoint import build_generator
     from turbo_cli.hub import cache_dir
 
-    info, state, source, path = read_model(model, base_model, progress)
     base = load_base(source, with_text_encoder=False)
     return build_generator(base, info, state, str(path)), CachedPromptEncoder(base.root, cache_dir("prompts"))
 
@@ -167,7 +170,7 @@ def load_inference_model(model: str, base_model: str | None = None, r: float | N
         generator = build_merged(root, state, r, info.directions, str(path))
     except Unmergeable as e:
         progress.notice(f"{source}: {e} is not in turbo's merged inference model; running the diffusers model")
-        return load_model(model, base_model, progress)
+        return _peft_model(info, state, source, path)
     return LoadedModel(generator, info), CachedPromptEncoder(root, cache_dir("prompts"))
 
 
